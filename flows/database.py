@@ -1,0 +1,153 @@
+"""Database access: URLs, engines, dialect dispatch and the naming convention.
+
+Everything that decides *which* database is used lives here, so the CLI, Alembic's ``env.py`` and
+the flows resolve URLs the same way: an explicit ``PMW_WAREHOUSE_URL`` wins; otherwise the embedded
+server is started (or attached to) and its ``WAREHOUSE_DB`` database created on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from flows import embedded
+from flows.errors import ConfigurationError
+from flows.settings import Settings
+
+# One naming convention for every constraint and index, so names are predictable in both dialects.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SUPPORTED_DIALECTS = ("postgresql", "mssql")
+PROCS_DIR = Path(__file__).resolve().parent.parent / "procs"
+
+# Advisory-lock names shared by migrations and flow runs (PostgreSQL hashes them to a bigint key).
+MIGRATION_LOCK = "pmw:migrations"
+
+
+def redact_url(url: str | URL) -> str:
+    """Render a URL with its password hidden, safe for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: show nothing of it rather than risk a secret
+        return "<unparsable URL>"
+
+
+def _parse(setting: str, secret: str) -> URL:
+    try:
+        return make_url(secret)
+    except Exception as exc:
+        # The value may hold a password: name the setting, never echo the value.
+        raise ConfigurationError(
+            setting,
+            "<hidden>",
+            "a SQLAlchemy URL such as postgresql+psycopg://user:pass@host/db or mssql+pyodbc://...",
+            "Fix the variable in the environment or .env.",
+        ) from exc
+
+
+def warehouse_url(settings: Settings) -> URL:
+    """URL of the warehouse database, starting the embedded server when none is configured."""
+    if settings.warehouse_url is not None:
+        url = _parse("PMW_WAREHOUSE_URL", settings.warehouse_url.get_secret_value())
+        if settings.warehouse_db_explicit or not url.database:
+            url = url.set(database=settings.warehouse_db)
+        _check_dialect("PMW_WAREHOUSE_URL", url)
+        return url
+    server = embedded.ensure_running(settings.home_path)
+    ensure_database(make_url(server.url("postgres")), settings.warehouse_db)
+    return make_url(server.url(settings.warehouse_db))
+
+
+def source_url(settings: Settings) -> URL:
+    """URL of the operational database; by default the warehouse database itself."""
+    if settings.source_url is None:
+        return warehouse_url(settings)
+    url = _parse("PMW_SOURCE_URL", settings.source_url.get_secret_value())
+    _check_dialect("PMW_SOURCE_URL", url)
+    return url
+
+
+def _check_dialect(setting: str, url: URL) -> None:
+    if url.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise ConfigurationError(
+            setting,
+            url.get_backend_name(),
+            " or ".join(SUPPORTED_DIALECTS),
+            "Point the URL at PostgreSQL (postgresql+psycopg://) or SQL Server (mssql+pyodbc://).",
+        )
+
+
+def create_engine(url: URL, **kwargs: object) -> Engine:
+    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data)."""
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+
+
+def ensure_database(admin_url: URL, name: str) -> None:
+    """Create database ``name`` on a PostgreSQL server if it does not exist yet."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+    engine.dispose()
+
+
+def procs_dir(dialect: str) -> Path:
+    """Folder of the editable procedure and view text for ``dialect`` (SQLAlchemy dialect name)."""
+    if dialect not in SUPPORTED_DIALECTS:
+        raise ConfigurationError("dialect", dialect, " or ".join(SUPPORTED_DIALECTS), "Choose a supported one.")
+    return PROCS_DIR / dialect
+
+
+# --- locks ---------------------------------------------------------------------------------------
+# A migration takes the lock exclusively for the whole migration transaction; flow runs (later) take
+# it shared, so a run cannot interleave with a deploy. Both dialects release it at commit/rollback.
+_LOCK_TIMEOUT_MS = 600_000
+
+
+def migration_lock_sql(dialect: str) -> str:
+    """Statement that takes the migration lock inside the current transaction, for ``dialect``."""
+    if dialect == "postgresql":
+        return (
+            f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT_MS}ms';\n"
+            f"SELECT pg_advisory_xact_lock(hashtext('{MIGRATION_LOCK}'));\n"
+            "SET LOCAL lock_timeout = 0;"
+        )
+    if dialect == "mssql":
+        # sp_getapplock reports failure through its return code instead of raising: check it.
+        return (
+            "DECLARE @pmw_lock_result INT;\n"
+            f"EXEC @pmw_lock_result = sp_getapplock @Resource = N'{MIGRATION_LOCK}', @LockMode = N'Exclusive', "
+            f"@LockOwner = N'Transaction', @LockTimeout = {_LOCK_TIMEOUT_MS};\n"
+            "IF @pmw_lock_result < 0\n"
+            f"    THROW 50000, N'Another migration holds the lock {MIGRATION_LOCK}; wait for it to finish, "
+            "then run the upgrade again.', 1;"
+        )
+    raise ConfigurationError("dialect", dialect, " or ".join(SUPPORTED_DIALECTS), "Choose a supported one.")
+
+
+def acquire_migration_lock(conn: sa.Connection) -> None:
+    """Take the migration lock on ``conn`` (inside its transaction), or fail with a clear message."""
+    sql = migration_lock_sql(conn.dialect.name)
+    try:
+        if conn.dialect.name == "postgresql":
+            for statement in sql.split(";\n"):
+                conn.exec_driver_sql(statement.rstrip(";"))
+        else:
+            conn.exec_driver_sql(sql)
+    except sa.exc.DBAPIError as exc:
+        from flows.errors import MigrationError
+
+        raise MigrationError(
+            f"could not take the migration lock {MIGRATION_LOCK!r} within {_LOCK_TIMEOUT_MS // 1000} s: "
+            "another deploy is migrating this warehouse. Wait for it to finish, then run the upgrade again."
+        ) from exc

@@ -1,0 +1,104 @@
+"""One settings object for the whole project.
+
+Precedence, highest first: environment variables, then a ``.env`` file in the working directory,
+then the defaults below. Every variable has the ``PMW_`` prefix, except ``WAREHOUSE_DB`` from the
+founding design, which keeps working. Connection URLs are secrets: they are held as ``SecretStr``
+and only ever shown through :func:`flows.database.redact_url`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Settings(BaseSettings):
+    """Configuration of pm-warehouse, read from the environment and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PMW_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    warehouse_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the warehouse database; unset means the embedded PostgreSQL server.",
+    )
+    source_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the operational database; unset means the warehouse database.",
+    )
+    warehouse_db: str = Field(
+        default="ProjectManagement",
+        validation_alias=AliasChoices("PMW_WAREHOUSE_DB", "WAREHOUSE_DB"),
+        description="Database name on the configured server (founding design's WAREHOUSE_DB).",
+    )
+    home: Path = Field(default=Path(".pmw"), description="Data directory (embedded server, logs).")
+    log_level: str = Field(default="INFO", description="Python log level.")
+    business_timezone: str = Field(default="Australia/Sydney", description="IANA zone of local dates.")
+    source_timezone: str = Field(
+        default="Australia/Sydney",
+        description="IANA zone of the source server's local (offset-less, non-UTC) timestamps.",
+    )
+    fiscal_year_start_month: int = Field(default=7, description="Month (1-12) in which the fiscal year starts.")
+
+    @field_validator("warehouse_db")
+    @classmethod
+    def _check_database_name(cls, value: str) -> str:
+        if not value or len(value) > 63 or any(ch in value for ch in "\"'\\/\x00;"):
+            raise ValueError(
+                f"WAREHOUSE_DB={value!r} is not a usable database name; use 1-63 characters without "
+                "quotes, slashes or semicolons"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"PMW_LOG_LEVEL={value!r}; allowed: {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("business_timezone", "source_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"time zone {value!r} is not an IANA zone name; use one like 'Australia/Sydney' or 'UTC'"
+            ) from exc
+        return value
+
+    @field_validator("fiscal_year_start_month")
+    @classmethod
+    def _check_month(cls, value: int) -> int:
+        if not 1 <= value <= 12:
+            raise ValueError(f"PMW_FISCAL_YEAR_START_MONTH={value}; allowed: a month number from 1 to 12")
+        return value
+
+    @property
+    def warehouse_db_explicit(self) -> bool:
+        """True when WAREHOUSE_DB was set by the user rather than left at its default."""
+        return "warehouse_db" in self.model_fields_set
+
+    @property
+    def home_path(self) -> Path:
+        """The data directory as an absolute path."""
+        return self.home.expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()

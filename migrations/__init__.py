@@ -1,0 +1,1 @@
+"""Alembic environment, revisions, and the frozen text of every procedure and view version."""

@@ -1,0 +1,38 @@
+"""Freeze the current text of objects from ``procs/`` into a revision's ``migrations/sql`` folder.
+
+Usage: ``python -m migrations.freeze <revision> <schema.object> [<schema.object> ...]``
+
+Run it when you write a revision that creates or changes a procedure or view; commit the frozen
+copies with the revision. The test suite checks that each ``procs/`` file equals its newest copy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from flows.database import SUPPORTED_DIALECTS, procs_dir
+from migrations.replaceable import frozen_path
+
+
+def freeze(revision: str, qualified_name: str) -> list[str]:
+    """Copy each dialect's current text of ``qualified_name`` to ``revision``'s frozen copy."""
+    schema, name = qualified_name.split(".", 1)
+    written = []
+    for dialect in SUPPORTED_DIALECTS:
+        source = procs_dir(dialect) / schema / f"{name}.sql"
+        if not source.exists():
+            raise SystemExit(f"{source} does not exist: write the {dialect} text first")
+        target = frozen_path(dialect, qualified_name, revision)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(str(target))
+    return written
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    for obj in sys.argv[2:]:
+        for path in freeze(sys.argv[1], obj):
+            print(path)
