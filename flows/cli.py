@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
+import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
@@ -222,6 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, settings))
     except WarehouseError as exc:
         print(f"pmw: {exc}", file=sys.stderr)
+        return 2
+    except sa.exc.DBAPIError as exc:
+        # The driver's own message, without SQLAlchemy's echo of the statement and parameters.
+        reason = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
+        hint = (
+            "Check that the server is running and that PMW_WAREHOUSE_URL / PMW_SOURCE_URL point at it "
+            "(see `pmw config`)."
+            if isinstance(exc, sa.exc.OperationalError)
+            else "Nothing of the failed step was committed; fix the cause and run the command again."
+        )
+        print(f"pmw: database error: {reason}\n{hint}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,90 @@
+"""Shared fixtures: a real PostgreSQL server for the session, a fresh database per test.
+
+The server is the embedded one (started in a temporary data directory and stopped at the end), or
+the one ``PMW_TEST_DATABASE_URL`` points at (any PostgreSQL URL whose user may create databases).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from flows import embedded
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env or environment, or writes into the checkout's .pmw."""
+    for name in list(os.environ):
+        if name.startswith("PMW_") and name != "PMW_TEST_DATABASE_URL" or name == "WAREHOUSE_DB":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PMW_HOME", str(tmp_path / "pmw-home"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def server_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    """URL of a database on the test server from which other databases can be created."""
+    external = os.environ.get("PMW_TEST_DATABASE_URL")
+    if external:
+        yield make_url(external)
+        return
+    home = tmp_path_factory.mktemp("pg-server")
+    status = embedded.ensure_running(home)
+    try:
+        yield make_url(status.url("postgres"))
+    finally:
+        embedded.stop(home)
+
+
+def create_database(admin_url: URL, prefix: str = "pmw_test") -> URL:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return admin_url.set(database=name)
+
+
+def drop_database(admin_url: URL, url: URL) -> None:
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(server_admin_url: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[URL]:
+    """A fresh, empty database for one test; the settings point the warehouse (and source) at it."""
+    url = create_database(server_admin_url)
+    monkeypatch.setenv("PMW_WAREHOUSE_URL", url.render_as_string(hide_password=False))
+    try:
+        yield url
+    finally:
+        drop_database(server_admin_url, url)
+
+
+@pytest.fixture
+def engine(database_url: URL) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def upgraded(engine: sa.Engine) -> sa.Engine:
+    """The test database upgraded to head."""
+    from flows import migrate
+
+    migrate.upgrade("head")
+    return engine
