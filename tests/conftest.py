@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or environment, or writes into the checkout's .pmw."""
     for name in list(os.environ):
-        if name.startswith("PMW_") and name != "PMW_TEST_DATABASE_URL" or name == "WAREHOUSE_DB":
+        if (name.startswith("PMW_") and name != "PMW_TEST_DATABASE_URL") or name == "WAREHOUSE_DB":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PMW_HOME", str(tmp_path / "pmw-home"))
     monkeypatch.chdir(tmp_path)

@@ -69,7 +69,7 @@ def test_every_day_matches_the_business_rules(upgraded: sa.Engine) -> None:
         (date(2024, 2, 29), 2024, 8, 3, "2024-W09", False),  # leap day
     ],
 )
-def test_fiscal_and_iso_boundaries(  # noqa: PLR0913
+def test_fiscal_and_iso_boundaries(
     upgraded: sa.Engine, day: date, fiscal_year: int, fiscal_month: int, fiscal_quarter: int, iso_label: str,
     weekend: bool,
 ) -> None:  # fmt: skip

@@ -1,0 +1,67 @@
+"""The `pmw` commands a user runs first, end to end through the console script."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flows import embedded, migrate
+
+
+def pmw(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("pmw", path=str(Path(sys.executable).parent)) or "pmw"
+    return subprocess.run(
+        [executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.mark.slow
+def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / ".pmw"  # the default PMW_HOME is ./.pmw
+    monkeypatch.delenv("PMW_HOME")
+    try:
+        result = pmw("demo", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        for line in ("start the embedded PostgreSQL server", "seed the demo source", "upgrade the warehouse to head",
+                     "dbo.vw_ProjectManagement_AllIssues", "psql or a BI tool"):  # fmt: skip
+            assert line in result.stdout
+        status = embedded.status(home)
+        assert status.running
+        engine = sa.create_engine(status.url("ProjectManagement"), poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.heads()[0]
+            assert conn.exec_driver_sql('SELECT count(*) FROM dbo."vw_ProjectManagement_AllIssues"').scalar() == 10_000
+        engine.dispose()
+        again = pmw("demo", cwd=tmp_path)  # a second demo keeps the source and is a no-op upgrade
+        assert again.returncode == 0 and "kept as it is" in again.stdout
+    finally:
+        embedded.stop(home)
+
+
+def test_upgrade_sql_for_sql_server_prints_a_batch_separated_script(tmp_path: Path) -> None:
+    result = pmw("upgrade", "--sql", "--dialect", "mssql", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(":on error exit") and "\nGO\n" in result.stdout
+    assert "CREATE OR ALTER PROCEDURE warehouse.load_dim_date" in result.stdout
+    assert not (tmp_path / ".pmw").exists()  # printing a script starts no server
+
+
+def test_dialect_without_sql_is_refused_with_a_reason(tmp_path: Path) -> None:
+    result = pmw("upgrade", "--dialect", "mssql", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--dialect only applies with --sql" in result.stderr
+
+
+def test_upgrade_and_downgrade_commands(engine: sa.Engine, tmp_path: Path) -> None:
+    assert pmw("upgrade", cwd=tmp_path).returncode == 0
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.heads()[0]
+    assert pmw("downgrade", "base", cwd=tmp_path).returncode == 0
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) is None
