@@ -47,6 +47,11 @@ def _parse_instant(text: str) -> datetime:
     return value
 
 
+def _parse_aware_instant(text: str) -> datetime:
+    """Like _parse_instant, but returned as an aware UTC instant (the warehouse's convention)."""
+    return _parse_instant(text).replace(tzinfo=UTC)
+
+
 # --- db ------------------------------------------------------------------------------------------
 
 
@@ -161,6 +166,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import runs
+
+    result = runs.run_pipeline(as_of=args.as_of_aware, full_refresh=args.full_refresh, sources=args.source)
+    runs.print_run(settings, result["run_id"]) if result["run_id"] else None
+    print(f"status: {result['status']}")
+    return 0 if result["status"] in ("success", "skipped") else 1
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import runs
+
+    runs.print_status(settings, limit=args.limit)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     for name, value in settings.model_dump().items():
         if name.endswith("_url"):
@@ -200,6 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
         mig.add_argument("--sql", action="store_true", help="print the SQL script instead of running it")
         mig.add_argument("--dialect", choices=database.SUPPORTED_DIALECTS, help="with --sql: the script's dialect")
         mig.set_defaults(handler=handler)
+
+    run = sub.add_parser("run", help="run the warehouse flow once (Prefect, local or against PREFECT_API_URL)")
+    run.add_argument(
+        "--as-of",
+        dest="as_of_aware",
+        type=_parse_aware_instant,
+        default=None,
+        help="the run's as-of instant (default now); naive values are UTC",
+    )
+    run.add_argument("--full-refresh", action="store_true", help="re-read cursor sources from the beginning")
+    run.add_argument("--source", action="append", help="only this source object (repeatable)")
+    run.set_defaults(handler=cmd_run)
+
+    status = sub.add_parser("status", help="recent runs, their steps and row counts, and the watermarks")
+    status.add_argument("--limit", type=int, default=5)
+    status.set_defaults(handler=cmd_status)
 
     demo = sub.add_parser("demo", help="start, seed and upgrade: a working warehouse in one command")
     demo.add_argument("--scale", type=int, default=1)

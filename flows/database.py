@@ -30,6 +30,7 @@ PROCS_DIR = Path(__file__).resolve().parent.parent / "procs"
 
 # Advisory-lock names shared by migrations and flow runs (PostgreSQL hashes them to a bigint key).
 MIGRATION_LOCK = "pmw:migrations"
+RUN_LOCK = "pmw:run"
 
 
 def redact_url(url: str | URL) -> str:
@@ -158,3 +159,79 @@ def acquire_migration_lock(conn: sa.Connection) -> None:
             f"could not take the migration lock {MIGRATION_LOCK!r} within {_LOCK_TIMEOUT_MS // 1000} s: "
             "another deploy is migrating this warehouse. Wait for it to finish, then run the upgrade again."
         ) from exc
+
+
+def try_run_lock(conn: sa.Connection) -> bool:
+    """Take the pipeline's run lock for the life of ``conn``'s session, without waiting.
+
+    Held on a dedicated connection for the whole run; the database releases it when the session
+    ends, including when the process running it is killed.
+    """
+    if conn.dialect.name == "postgresql":
+        return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock(hashtext('{RUN_LOCK}'))").scalar())
+    result = conn.exec_driver_sql(
+        "DECLARE @result INT; EXEC @result = sp_getapplock @Resource = N'" + RUN_LOCK + "', "
+        "@LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0; SELECT @result"
+    ).scalar()
+    return result is not None and int(result) >= 0
+
+
+def release_run_lock(conn: sa.Connection) -> None:
+    """Release the run lock and close ``conn``; a pooled connection must not keep the lock alive."""
+    try:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock(hashtext('{RUN_LOCK}'))")
+        else:
+            conn.exec_driver_sql(f"EXEC sp_releaseapplock @Resource = N'{RUN_LOCK}', @LockOwner = N'Session'")
+        conn.commit()
+    except sa.exc.DBAPIError:
+        conn.invalidate()  # closing the session releases the lock for certain
+    finally:
+        conn.close()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: a lost connection, a deadlock, a serialization failure."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    try:
+        import psycopg
+        from psycopg import errors as pg_errors
+
+        if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
+            return True
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pg_errors.QueryCanceled):
+            return True
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    # pyodbc: communication link failure, deadlock victim (1205), serialization (40001)
+    state = str(getattr(exc, "args", [""])[0]) if getattr(exc, "args", None) else ""
+    return state in {"08S01", "08001", "40001"} or "1205" in str(exc)
+
+
+def call_procedure(conn: sa.Connection, qualified_name: str, arguments: dict[str, object]) -> dict[str, int]:
+    """Call a warehouse procedure and return the row counts it reports.
+
+    PostgreSQL procedures report counts through INOUT parameters (CALL returns them as one row);
+    SQL Server procedures end with a one-row result set of the same columns.
+    """
+    names = list(arguments)
+    if conn.dialect.name == "postgresql":
+        statement = f"CALL {qualified_name}({', '.join(f':{n}' for n in names)})"
+    else:
+        statement = f"EXEC {qualified_name} {', '.join(f'@{n} = :{n}' for n in names)}"
+    row = conn.execute(sa.text(statement), arguments).mappings().first()
+    return {key: int(value or 0) for key, value in (row or {}).items()}
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: URL) -> Engine:
+    """One pooled engine per URL for the life of the process (flow tasks share them)."""
+    key = url.render_as_string(hide_password=False)
+    if key not in _ENGINES:
+        _ENGINES[key] = create_engine(url)
+    return _ENGINES[key]

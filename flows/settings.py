@@ -8,6 +8,7 @@ and only ever shown through :func:`flows.database.redact_url`.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +51,14 @@ class Settings(BaseSettings):
         description="IANA zone of the source server's local (offset-less, non-UTC) timestamps.",
     )
     fiscal_year_start_month: int = Field(default=7, description="Month (1-12) in which the fiscal year starts.")
+    lookback_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="How far before each cursor watermark an incremental extract starts again, to catch "
+        "rows committed late with older change times.",
+    )
+    calendar_start: date = Field(default=date(2000, 1, 1), description="First day of the date dimension.")
+    calendar_years_ahead: int = Field(default=5, ge=0, le=100, description="Years past the as-of date to load.")
 
     @field_validator("warehouse_db")
     @classmethod

@@ -62,8 +62,14 @@ def _previous_revision_with_copy(dialect: str, qualified_name: str, revision: st
     return None
 
 
-def apply_version(qualified_name: str, revision: str) -> None:
-    """Create or replace ``qualified_name`` with the text frozen by ``revision``."""
+def apply_version(qualified_name: str, revision: str, dialects: tuple[str, ...] | None = None) -> None:
+    """Create or replace ``qualified_name`` with the text frozen by ``revision``.
+
+    ``dialects`` limits the object to some dialects (say, a helper only one of them needs); the
+    revision must say why.
+    """
+    if dialects is not None and _dialect() not in dialects:
+        return
     path = frozen_path(_dialect(), qualified_name, revision)
     if not path.exists():
         raise FileNotFoundError(
@@ -73,8 +79,10 @@ def apply_version(qualified_name: str, revision: str) -> None:
     _run_as_is(path.read_text(encoding="utf-8"))
 
 
-def revert_version(qualified_name: str, revision: str, kind: str) -> None:
+def revert_version(qualified_name: str, revision: str, kind: str, dialects: tuple[str, ...] | None = None) -> None:
     """Undo ``revision``'s version of the object: restore the previous text, or drop the object."""
+    if dialects is not None and _dialect() not in dialects:
+        return
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {KINDS}")
     dialect = _dialect()

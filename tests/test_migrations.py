@@ -29,6 +29,11 @@ def _revision_order() -> list[str]:
     return [rev.revision for rev in reversed(list(_script().walk_revisions()))]
 
 
+def _copies(dialect: str, qualified: str) -> list[str]:
+    """Revisions (base to head) that froze a copy of ``qualified`` for ``dialect``."""
+    return [rev for rev in _revision_order() if frozen_path(dialect, qualified, rev).exists()]
+
+
 def _body(sql_text: str) -> str:
     """The PL/pgSQL body between the dollar quotes, as PostgreSQL stores it in prosrc."""
     return sql_text.split("$$", 2)[1]
@@ -79,19 +84,25 @@ def test_every_procs_file_equals_its_newest_frozen_copy() -> None:
     assert checked >= 2  # at least the date loader in both dialects
 
 
-def test_every_frozen_copy_belongs_to_a_revision_that_applies_it() -> None:
-    script = _script()
-    copies = list(SQL_ROOT.glob("*/*/*.sql"))
+@pytest.mark.parametrize("dialect", SUPPORTED_DIALECTS)
+def test_every_frozen_copy_belongs_to_a_revision_that_applies_it(dialect: str) -> None:
+    order = _revision_order()
+    copies = list((SQL_ROOT / dialect).glob("*/*.sql"))
     assert copies
-    for copy in copies:
-        revision = script.get_revision(copy.stem)
-        assert revision is not None, f"{copy} names no revision"
-        source = Path(revision.path).read_text(encoding="utf-8")
-        assert f'"{copy.parent.name}"' in source, f"revision {copy.stem} does not apply {copy.parent.name}"
+    assert {copy.stem for copy in copies} <= set(order), "a frozen copy names no revision"
+    for index, revision in enumerate(order):
+        buffer = io.StringIO()
+        span = revision if index == 0 else f"{order[index - 1]}:{revision}"
+        migrate.upgrade(span, sql=True, dialect=dialect, output=buffer)
+        for copy in (c for c in copies if c.stem == revision):
+            assert copy.read_text(encoding="utf-8").strip() in buffer.getvalue(), (
+                f"revision {revision} does not apply {copy.parent.name} for {dialect}"
+            )
 
 
 def test_procedure_text_reaches_the_database_as_is(upgraded: sa.Engine) -> None:
-    frozen = frozen_path("postgresql", "warehouse.load_dim_date", migrate.heads()[0]).read_text(encoding="utf-8")
+    newest = _copies("postgresql", "warehouse.load_dim_date")[-1]
+    frozen = frozen_path("postgresql", "warehouse.load_dim_date", newest).read_text(encoding="utf-8")
     assert "%" in frozen  # RAISE format strings: a driver that parsed parameters would mangle them
     with upgraded.connect() as conn:
         stored = conn.execute(sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'load_dim_date'")).scalar_one()
@@ -99,8 +110,7 @@ def test_procedure_text_reaches_the_database_as_is(upgraded: sa.Engine) -> None:
 
 
 def test_downgrade_restores_the_previous_procedure_text_and_upgrade_reapplies(upgraded: sa.Engine) -> None:
-    order = _revision_order()
-    previous, head = order[-2], order[-1]
+    previous, head = _copies("postgresql", "warehouse.load_dim_date")[-2:]
     v_previous = frozen_path("postgresql", "warehouse.load_dim_date", previous).read_text(encoding="utf-8")
     v_head = frozen_path("postgresql", "warehouse.load_dim_date", head).read_text(encoding="utf-8")
     assert v_previous != v_head
@@ -109,7 +119,8 @@ def test_downgrade_restores_the_previous_procedure_text_and_upgrade_reapplies(up
         with upgraded.connect() as conn:
             return str(conn.execute(sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'load_dim_date'")).scalar_one())
 
-    migrate.downgrade(previous)
+    order = _revision_order()
+    migrate.downgrade(order[order.index(head) - 1])  # undo the revision that froze the newest text
     assert stored() == _body(v_previous)
     with upgraded.begin() as conn:  # the restored version runs against the downgraded table
         conn.execute(sa.text("CALL warehouse.load_dim_date(DATE '2024-07-01', DATE '2024-07-02', 7)"))
@@ -240,8 +251,9 @@ def test_the_tsql_check_rejects_malformed_procedures() -> None:
 def test_offline_downgrade_script_restores_the_previous_version(dialect: str) -> None:
     buffer = io.StringIO()
     order = _revision_order()
-    migrate.downgrade(f"{order[-1]}:{order[-2]}", sql=True, dialect=dialect, output=buffer)
-    previous = frozen_path(dialect, "warehouse.load_dim_date", order[-2]).read_text(encoding="utf-8").strip()
+    previous_copy, newest_copy = _copies(dialect, "warehouse.load_dim_date")[-2:]
+    migrate.downgrade(f"head:{order[order.index(newest_copy) - 1]}", sql=True, dialect=dialect, output=buffer)
+    previous = frozen_path(dialect, "warehouse.load_dim_date", previous_copy).read_text(encoding="utf-8").strip()
     assert previous in buffer.getvalue()
 
 

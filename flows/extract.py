@@ -1,0 +1,177 @@
+"""Extraction: plan each source's window from its watermark, and pull it into staging.
+
+A cursor source reads ``[watermark - look-back, upper]`` per partition, the upper bound being the
+run's as-of instant in the source's own time semantics (fixed at run start, so rows stamped later
+wait for the next run). Re-reading the look-back is harmless: the dimension merge drops rows whose
+hash is unchanged. A full-compare source reads the whole table. The watermark is *not* moved here:
+the run log moves it only after the rows are committed to the dimensions.
+
+When source and warehouse are one database the pull is one ``INSERT ... SELECT``; otherwise rows
+stream in chunks from the source and go in through the warehouse's bulk path (COPY on PostgreSQL,
+``fast_executemany`` on SQL Server), never all in memory and never row by row statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flows.sources import Partition, SourceObject
+
+CHUNK_ROWS = 50_000
+UTC_ZONE = "UTC"
+
+
+@dataclass(frozen=True)
+class ExtractWindow:
+    """What one pull of one source partition reads; recorded in ctl.run_source."""
+
+    source: str
+    partition: str
+    strategy: str
+    window_from: datetime | None  # inclusive, naive in the partition's time semantics; None = all
+    window_to: datetime | None  # inclusive upper bound, fixed at run start; None = all (full compare)
+    watermark_before: datetime | None
+    time_zone: str  # zone of the staged rows' timestamps
+
+
+def source_now(as_of: datetime, partition: Partition, source_timezone: str) -> datetime:
+    """``as_of`` (aware) as the offset-less timestamp the source would stamp at that instant."""
+    zone = UTC if partition.time_semantics == "utc" else ZoneInfo(source_timezone)
+    return as_of.astimezone(zone).replace(tzinfo=None)
+
+
+def plan_windows(
+    source: SourceObject,
+    watermarks: dict[tuple[str, str], datetime | None],
+    *,
+    as_of: datetime,
+    lookback: timedelta,
+    source_timezone: str,
+    full_refresh: bool,
+) -> list[ExtractWindow]:
+    """The windows of ``source`` for a run at ``as_of`` (one per watermark partition)."""
+    windows = []
+    for partition in source.watermark_partitions():
+        zone = UTC_ZONE if partition.time_semantics == "utc" else source_timezone
+        before = watermarks.get((source.name, partition.value))
+        if source.strategy == "full_compare":
+            windows.append(ExtractWindow(source.name, partition.value, source.strategy, None, None, None, zone))
+            continue
+        lower = None if full_refresh or before is None else before - lookback
+        upper = source_now(as_of, partition, source_timezone)
+        windows.append(ExtractWindow(source.name, partition.value, source.strategy, lower, upper, before, zone))
+    return windows
+
+
+def _source_table(source: SourceObject) -> sa.TableClause:
+    return sa.table(source.source_table, *(sa.column(name) for name in source.columns), schema=source.source_schema)
+
+
+def _staging_table(source: SourceObject) -> sa.TableClause:
+    names = ("run_id", "time_zone", *source.columns)
+    return sa.table(source.staging_table, *(sa.column(name) for name in names), schema="stg")
+
+
+def extract_query(source: SourceObject, window: ExtractWindow) -> sa.Select:
+    """SELECT of the source rows in ``window`` (dialect-neutral: quoting is the engine's)."""
+    table = _source_table(source)
+    query = sa.select(*table.c)
+    if source.partition_column:
+        query = query.where(table.c[source.partition_column] == window.partition)
+    if source.strategy == "cursor" and source.cursor_column:
+        cursor = table.c[source.cursor_column]
+        in_window = cursor <= window.window_to
+        if window.window_from is not None:
+            in_window = sa.and_(cursor >= window.window_from, in_window)
+        # NULL cursor: "include" re-reads such rows every run (the merge drops unchanged ones);
+        # "reject" leaves them out (they never load, which a quality check should report).
+        query = query.where(sa.or_(in_window, cursor.is_(None)) if source.null_cursor == "include" else in_window)
+    return query
+
+
+def clear_staging(warehouse: Engine, source: SourceObject) -> None:
+    """Empty the staging table: it holds only the current run's delta."""
+    with warehouse.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE TABLE stg.{source.staging_table}"))
+
+
+def pull(
+    source_engine: Engine,
+    warehouse: Engine,
+    source: SourceObject,
+    window: ExtractWindow,
+    run_id: int,
+    *,
+    same_database: bool,
+) -> tuple[int, datetime | None]:
+    """Stage ``window`` of ``source`` for ``run_id``; return (rows read, newest cursor value read)."""
+    query = extract_query(source, window)
+    staging = _staging_table(source)
+    if same_database:
+        labelled = sa.select(sa.literal(run_id, sa.BigInteger), sa.literal(window.time_zone), *query.selected_columns)
+        if query.whereclause is not None:
+            labelled = labelled.where(query.whereclause)
+        statement = sa.insert(staging).from_select(list(staging.c.keys()), labelled)
+        with warehouse.begin() as conn:
+            rows = conn.execution_options(preserve_rowcount=True).execute(statement).rowcount
+    else:
+        rows = _stream(source_engine, warehouse, query, staging, run_id, window.time_zone)
+    return rows, _newest_cursor(warehouse, source, window, run_id)
+
+
+def _newest_cursor(warehouse: Engine, source: SourceObject, window: ExtractWindow, run_id: int) -> datetime | None:
+    if source.strategy != "cursor" or not source.cursor_column:
+        return None
+    staging = _staging_table(source)
+    query = sa.select(sa.func.max(staging.c[source.cursor_column])).where(staging.c.run_id == run_id)
+    if source.partition_column:
+        query = query.where(staging.c[source.partition_column] == window.partition)
+    with warehouse.connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def _stream(
+    source_engine: Engine, warehouse: Engine, query: sa.Select, staging: sa.TableClause, run_id: int, zone: str
+) -> int:
+    """Copy the query's rows into staging in chunks through the warehouse driver's bulk path."""
+    columns = list(staging.c.keys())
+    total = 0
+    with source_engine.connect() as source_conn, warehouse.begin() as target:
+        result = source_conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(query)
+        for chunk in result.partitions(CHUNK_ROWS):
+            rows = [(run_id, zone, *row) for row in chunk]
+            if target.dialect.name == "postgresql":
+                _copy_rows(target, staging.name, columns, rows)
+            else:
+                _executemany_fast(target, staging.name, columns, rows)
+            total += len(rows)
+    return total
+
+
+def _driver_connection(conn: sa.Connection) -> Any:
+    raw = conn.connection.driver_connection
+    if raw is None:  # pragma: no cover - only for a closed connection
+        raise RuntimeError("the warehouse connection is closed")
+    return raw
+
+
+def _copy_rows(conn: sa.Connection, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
+    raw = _driver_connection(conn)
+    column_list = ", ".join(f'"{name}"' for name in columns)
+    with raw.cursor() as cursor, cursor.copy(f"COPY stg.{table} ({column_list}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _executemany_fast(conn: sa.Connection, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
+    raw = _driver_connection(conn)
+    cursor = raw.cursor()
+    cursor.fast_executemany = True  # pyodbc: one round trip per chunk, parameters as arrays
+    placeholders = ", ".join("?" for _ in columns)
+    cursor.executemany(f"INSERT INTO stg.{table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+    cursor.close()

@@ -1,0 +1,97 @@
+"""The warehouse pipeline's units of work, independent of the orchestrator.
+
+Each function does one step of a run and records it through the run log; the Prefect flow
+(``flows/warehouse_flow.py``) wraps them as retryable tasks. All of them are safe to repeat: a pull
+empties its staging table first, and a procedure re-applied to the same staging changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flows import database, extract
+from flows.run_log import RunLog, StepCounts
+from flows.settings import Settings
+from flows.sources import SOURCES_BY_NAME
+
+
+@dataclass(frozen=True)
+class Context:
+    """Engines and settings of one run."""
+
+    settings: Settings
+    warehouse: Engine
+    source: Engine
+    same_database: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Context:
+        warehouse_url = database.warehouse_url(settings)
+        source_url = database.source_url(settings)
+        same = warehouse_url.render_as_string(hide_password=False) == source_url.render_as_string(hide_password=False)
+        warehouse = database.engine_for(warehouse_url)
+        return cls(settings, warehouse, warehouse if same else database.engine_for(source_url), same)
+
+    @property
+    def run_log(self) -> RunLog:
+        return RunLog(self.warehouse)
+
+
+def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> StepCounts:
+    """Stage the delta (or, for full-compare sources, the whole table) of one source object."""
+    source = SOURCES_BY_NAME[source_name]
+    log = ctx.run_log
+    with log.step(run_id, f"pull {source_name}") as counts:
+        windows = extract.plan_windows(
+            source,
+            log.watermarks(),
+            as_of=as_of,
+            lookback=timedelta(hours=ctx.settings.lookback_hours),
+            source_timezone=ctx.settings.source_timezone,
+            full_refresh=full_refresh,
+        )
+        extract.clear_staging(ctx.warehouse, source)
+        for window in windows:
+            rows, newest = extract.pull(
+                ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database
+            )
+            log.record_window(run_id, window, rows, newest)
+            counts.rows_read += rows
+    return counts
+
+
+def load_dimension(ctx: Context, source_name: str, run_id: int, as_of: datetime) -> StepCounts:
+    """Run the procedure that turns one source's staged rows into dimension history."""
+    source = SOURCES_BY_NAME[source_name]
+    with ctx.run_log.step(run_id, source.procedure) as counts, ctx.warehouse.begin() as conn:
+        _apply(counts, database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of}))
+        counts.rows_read = int(
+            conn.execute(sa.text(f"SELECT count(*) FROM stg.{source.staging_table} WHERE run_id = :r"), {"r": run_id})
+            .scalar_one()
+        )  # fmt: skip
+    return counts
+
+
+def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
+    """Keep the date dimension covering calendar_start to calendar_years_ahead past the as-of year."""
+    settings = ctx.settings
+    end = date(as_of.year + settings.calendar_years_ahead, 12, 31)
+    with ctx.run_log.step(run_id, "warehouse.load_dim_date") as counts, ctx.warehouse.begin() as conn:
+        arguments = {
+            "p_start_date": settings.calendar_start,
+            "p_end_date": end,
+            "p_fiscal_year_start_month": settings.fiscal_year_start_month,
+        }
+        _apply(counts, database.call_procedure(conn, "warehouse.load_dim_date", arguments))
+        counts.rows_read = (end - settings.calendar_start).days + 1
+    return counts
+
+
+def _apply(counts: StepCounts, reported: dict[str, int]) -> None:
+    for name, value in reported.items():
+        if hasattr(counts, name):
+            setattr(counts, name, value)

@@ -1,0 +1,82 @@
+"""Starting runs and reading them back from ``ctl`` for `pmw run` and `pmw status`."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from flows import database
+from flows.settings import Settings
+
+
+def run_pipeline(
+    as_of: datetime | None = None, full_refresh: bool = False, sources: list[str] | None = None
+) -> dict[str, Any]:
+    """Run the warehouse flow once in this process (Prefect runs it locally without a server)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    from flows.warehouse_flow import RunParameters, warehouse
+
+    return warehouse(RunParameters(as_of=as_of, full_refresh=full_refresh, sources=sources))
+
+
+def _engine(settings: Settings) -> sa.Engine:
+    return database.engine_for(database.warehouse_url(settings))
+
+
+def step_rows(settings: Settings, run_id: int) -> list[sa.Row[Any]]:
+    with _engine(settings).connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT step_name, status, rows_read, rows_inserted, rows_updated, rows_closed, rows_deleted, "
+                    "duration_ms FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
+                ),
+                {"r": run_id},
+            )
+        )
+
+
+def print_run(settings: Settings, run_id: int) -> None:
+    print(
+        f"{'step':<38} {'status':<8} {'read':>9} {'inserted':>9} {'updated':>9} {'closed':>8} {'deleted':>8} {'ms':>7}"
+    )
+    for row in step_rows(settings, run_id):
+        print(
+            f"{row.step_name:<38} {row.status:<8} {row.rows_read:>9,} {row.rows_inserted:>9,} {row.rows_updated:>9,} "
+            f"{row.rows_closed:>8,} {row.rows_deleted:>8,} {row.duration_ms or 0:>7,}"
+        )
+
+
+def print_status(settings: Settings, limit: int = 5) -> None:
+    with _engine(settings).connect() as conn:
+        runs = list(
+            conn.execute(
+                sa.text(
+                    "SELECT run_id, status, as_of_at, started_at, ended_at, error_text FROM ctl.run "
+                    "ORDER BY run_id DESC LIMIT :n"
+                ),
+                {"n": limit},
+            )
+        )
+        marks = list(
+            conn.execute(
+                sa.text("SELECT source_object, source_partition, cursor_value, run_id FROM ctl.watermark ORDER BY 1, 2")
+            )
+        )
+    if not runs:
+        print("no runs yet: start one with `pmw run`")
+        return
+    print(f"{'run':>5} {'status':<8} {'as of (UTC)':<26} {'seconds':>8}  error")
+    for run in runs:
+        seconds = (run.ended_at - run.started_at).total_seconds() if run.ended_at else None
+        shown = f"{seconds:8.2f}" if seconds is not None else "       -"
+        print(f"{run.run_id:>5} {run.status:<8} {run.as_of_at.isoformat():<26} {shown}  {run.error_text or ''}")
+    print(f"\nsteps of run {runs[0].run_id}:")
+    print_run(settings, runs[0].run_id)
+    print("\nwatermarks:")
+    for mark in marks:
+        print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")

@@ -1,0 +1,100 @@
+"""The warehouse flow: the `prefect.yaml` entrypoint, also run by `pmw run`.
+
+One run: take the run lock (or end ``skipped``), close runs left ``running`` by a dead process,
+pull each source (a task per source), load the date dimension and each dimension (a task per
+procedure), then move the watermarks and close the run. Tasks retry with backoff on transient
+database errors only, and never cache: they write, so every call must really run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+from pydantic import BaseModel, Field, field_validator
+
+from flows import database, pipeline
+from flows.run_log import error_text
+from flows.settings import Settings
+from flows.sources import select_sources
+
+TASK_RETRIES = 3
+
+
+def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only connection loss, deadlocks and serialization failures."""
+    try:
+        state.result()
+    except Exception as exc:
+        return database.is_transient(exc)
+    return False
+
+
+_task_options: dict[str, Any] = {
+    "retries": TASK_RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_condition_fn": _retry_transient,
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
+
+
+class RunParameters(BaseModel):
+    """Parameters of one warehouse run."""
+
+    as_of: datetime | None = Field(default=None, description="The run's as-of instant; default now (UTC).")
+    full_refresh: bool = Field(default=False, description="Re-read cursor sources from the beginning.")
+    sources: list[str] | None = Field(default=None, description="Only these source objects (default all).")
+
+    @field_validator("as_of")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # a naive as-of is read as UTC
+        return value
+
+
+@task(name="pull_source", task_run_name="pull {source_name}", **_task_options)
+def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> dict[str, int]:
+    ctx = pipeline.Context.from_settings(Settings())
+    return pipeline.pull_source(ctx, source_name, run_id, as_of, full_refresh).__dict__
+
+
+@task(name="run_procedure", task_run_name="{procedure}", **_task_options)
+def run_procedure(procedure: str, source_name: str | None, run_id: int, as_of: datetime) -> dict[str, int]:
+    ctx = pipeline.Context.from_settings(Settings())
+    if source_name is None:
+        return pipeline.load_calendar(ctx, run_id, as_of).__dict__
+    return pipeline.load_dimension(ctx, source_name, run_id, as_of).__dict__
+
+
+@flow(name="warehouse", log_prints=True)
+def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
+    """Run the warehouse pipeline once; returns the run id and its status."""
+    parameters = parameters or RunParameters()
+    as_of = parameters.as_of or datetime.now(UTC)
+    sources = select_sources(parameters.sources)
+    ctx = pipeline.Context.from_settings(Settings())
+    log = ctx.run_log
+    from prefect.runtime import flow_run
+
+    run = log.open(as_of, parameters.model_dump(mode="json"), str(flow_run.id) if flow_run.id else None)
+    if run is None:
+        print("another warehouse run holds the run lock: this run is skipped and changed nothing")
+        return {"run_id": None, "status": "skipped"}
+    try:
+        for source in sources:
+            pull_source(source.name, run.run_id, as_of, parameters.full_refresh)
+        run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)
+        for source in sources:
+            run_procedure(source.procedure, source.name, run.run_id, as_of)
+        log.move_watermarks(run.run_id)
+    except BaseException as exc:
+        log.close(run, "failed", error_text(exc))
+        raise
+    log.close(run, "success")
+    print(f"run {run.run_id} succeeded (as of {as_of.isoformat()})")
+    return {"run_id": run.run_id, "status": "success"}

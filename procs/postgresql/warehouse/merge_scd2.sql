@@ -1,0 +1,152 @@
+-- warehouse.merge_scd2
+-- Purpose:    apply pg_temp.incoming (see warehouse.prepare_incoming) to dim.<p_dimension> as SCD
+--             type 2, set-based:
+--             * one incoming row per business key is kept: the latest change_at;
+--             * a key whose hash of tracked columns (is_deleted included) differs from its current
+--               row gets a new version; the old one is closed at the new one's valid_from, so
+--               versions are contiguous (valid_from = change_at, nudged past the previous start when
+--               a change arrives out of order);
+--             * a new key starts at first_seen_from (else change_at, else p_as_of);
+--             * an inferred member (created by a fact before its dimension row arrived) is
+--               completed in place, not versioned;
+--             * with p_full_compare, a current key absent from incoming (a hard delete) is closed at
+--               p_as_of and followed by a deleted version, so every key keeps one current row.
+--             Unchanged rows are not touched: a re-read of the same data writes nothing.
+-- Parameters: p_dimension: table in schema dim; p_key_columns: its business key; p_full_compare:
+--             incoming holds the whole source; p_as_of: the run's as-of instant; p_run_id.
+--             rows_inserted (new keys), rows_updated (new versions of changed keys, completed
+--             inferred members), rows_closed (versions closed), rows_deleted (deleted versions).
+-- Reads:      pg_temp.incoming, dim.<p_dimension>. Writes: dim.<p_dimension>.
+CREATE OR REPLACE PROCEDURE warehouse.merge_scd2(
+    p_dimension text,
+    p_key_columns text[],
+    p_full_compare boolean,
+    p_as_of timestamptz,
+    p_run_id bigint,
+    INOUT rows_inserted bigint DEFAULT 0,
+    INOUT rows_updated bigint DEFAULT 0,
+    INOUT rows_closed bigint DEFAULT 0,
+    INOUT rows_deleted bigint DEFAULT 0
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_table text := format('dim.%I', p_dimension);
+    v_sk text := quote_ident(p_dimension || '_sk');
+    v_attributes text[];
+    v_keys text;
+    v_key_match text;
+    v_columns text;
+    v_hash text;
+    v_set text;
+    v_tombstone_columns text;
+    v_tombstone_hash text;
+    v_count bigint;
+BEGIN
+    SELECT array_agg(column_name::text ORDER BY ordinal_position)
+    INTO v_attributes
+    FROM information_schema.columns
+    WHERE table_schema = 'dim'
+        AND table_name = p_dimension
+        AND column_name <> ALL (p_key_columns || ARRAY[p_dimension || '_sk', 'row_hash', 'valid_from', 'valid_to',
+            'is_current', 'is_inferred', 'run_id']);
+    IF v_attributes IS NULL OR NOT 'is_deleted' = ANY (v_attributes) THEN
+        RAISE EXCEPTION 'merge_scd2: dim.% is not an SCD2 dimension', p_dimension
+            USING HINT = 'Dimensions need is_deleted, row_hash, valid_from, valid_to, is_current, is_inferred.';
+    END IF;
+
+    SELECT string_agg(quote_ident(k), ', '), string_agg(format('d.%1$I = i.%1$I', k), ' AND ')
+    INTO v_keys, v_key_match
+    FROM unnest(p_key_columns) AS k;
+    SELECT
+        string_agg(quote_ident(a), ', '),
+        format('md5(ROW(%s)::text)', string_agg('i.' || quote_ident(a), ', ')),
+        string_agg(format('%1$I = i.%1$I', a), ', '),
+        string_agg(CASE WHEN a = 'is_deleted' THEN 'TRUE' ELSE 'g.' || quote_ident(a) END, ', '),
+        format('md5(ROW(%s)::text)',
+            string_agg(CASE WHEN a = 'is_deleted' THEN 'TRUE' ELSE 'g.' || quote_ident(a) END, ', '))
+    INTO v_columns, v_hash, v_set, v_tombstone_columns, v_tombstone_hash
+    FROM unnest(v_attributes) AS a;
+
+    DROP TABLE IF EXISTS pg_temp.scd_in, pg_temp.scd_cmp, pg_temp.scd_gone;
+
+    -- one row per key, the latest change, hashed as the dimension stores it
+    EXECUTE format(
+        'CREATE TEMP TABLE scd_in ON COMMIT DROP AS '
+        'SELECT DISTINCT ON (%1$s) %1$s, %2$s, i.change_at, i.first_seen_from, %3$s AS row_hash '
+        'FROM pg_temp.incoming AS i ORDER BY %1$s, i.change_at DESC NULLS LAST',
+        v_keys, v_columns, v_hash
+    );
+    ANALYZE pg_temp.scd_in;
+
+    EXECUTE format(
+        'CREATE TEMP TABLE scd_cmp ON COMMIT DROP AS '
+        'SELECT i.*, d.%1$s AS current_sk, d.row_hash AS current_hash, d.valid_from AS current_from, '
+        'd.is_inferred AS current_inferred '
+        'FROM pg_temp.scd_in AS i LEFT JOIN %2$s AS d ON %3$s AND d.is_current',
+        v_sk, v_table, v_key_match
+    );
+
+    -- inferred members are completed in place
+    EXECUTE format(
+        'UPDATE %1$s AS d SET %2$s, row_hash = i.row_hash, is_inferred = FALSE, run_id = $1 '
+        'FROM pg_temp.scd_cmp AS i WHERE d.%3$s = i.current_sk AND i.current_inferred',
+        v_table, v_set, v_sk
+    ) USING p_run_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    rows_updated := v_count;
+
+    -- changed keys: close the current version where the new one starts
+    EXECUTE format(
+        'UPDATE %1$s AS d SET valid_to = GREATEST(c.change_at, c.current_from + interval ''1 microsecond''), '
+        'is_current = FALSE '
+        'FROM pg_temp.scd_cmp AS c '
+        'WHERE d.%2$s = c.current_sk AND NOT c.current_inferred AND c.current_hash <> c.row_hash',
+        v_table, v_sk
+    );
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    rows_closed := v_count;
+    rows_updated := rows_updated + v_count;
+
+    -- new versions of changed keys, and new keys
+    EXECUTE format(
+        'INSERT INTO %1$s (%2$s, %3$s, row_hash, valid_from, valid_to, is_current, is_inferred, run_id) '
+        'SELECT %2$s, %3$s, row_hash, '
+        'CASE WHEN current_sk IS NULL THEN COALESCE(first_seen_from, change_at, $1) '
+        'ELSE GREATEST(change_at, current_from + interval ''1 microsecond'') END, '
+        '''9999-12-31 00:00:00+00'', TRUE, FALSE, $2 '
+        'FROM pg_temp.scd_cmp '
+        'WHERE current_sk IS NULL OR (NOT current_inferred AND current_hash <> row_hash)',
+        v_table, v_keys, v_columns
+    ) USING p_as_of, p_run_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    rows_inserted := v_count - rows_closed;
+
+    IF p_full_compare THEN
+        -- hard deletes: current, not yet deleted, real keys that the full extract no longer has
+        EXECUTE format(
+            'CREATE TEMP TABLE scd_gone ON COMMIT DROP AS '
+            'SELECT d.* FROM %1$s AS d WHERE d.is_current AND NOT d.is_deleted AND d.%2$s <> -1 '
+            'AND NOT EXISTS (SELECT 1 FROM pg_temp.scd_in AS i WHERE %3$s)',
+            v_table, v_sk, v_key_match
+        );
+        EXECUTE format(
+            'UPDATE %1$s AS d SET valid_to = GREATEST($1, g.valid_from + interval ''1 microsecond''), '
+            'is_current = FALSE FROM pg_temp.scd_gone AS g WHERE d.%2$s = g.%2$s',
+            v_table, v_sk
+        ) USING p_as_of;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        rows_closed := rows_closed + v_count;
+        EXECUTE format(
+            'INSERT INTO %1$s (%2$s, %3$s, row_hash, valid_from, valid_to, is_current, is_inferred, run_id) '
+            'SELECT %4$s, %5$s, %6$s, GREATEST($1, g.valid_from + interval ''1 microsecond''), '
+            '''9999-12-31 00:00:00+00'', TRUE, FALSE, $2 FROM pg_temp.scd_gone AS g',
+            v_table, v_keys, v_columns,
+            (SELECT string_agg('g.' || quote_ident(k), ', ') FROM unnest(p_key_columns) AS k),
+            v_tombstone_columns, v_tombstone_hash
+        ) USING p_as_of, p_run_id;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        rows_deleted := v_count;
+    END IF;
+END;
+$$;
