@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -128,6 +129,8 @@ def cmd_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import runs
+
     steps: list[tuple[str, float]] = []
 
     def step(name: str, action: Callable[[], object]) -> object:
@@ -151,8 +154,18 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 ),
             )
         step("upgrade the warehouse to head", lambda: migrate.upgrade("head"))
+        run_ids = []
+        for label in ("run the warehouse flow", "advance the source one day", "run the warehouse flow again"):
+            if label.startswith("advance"):
+                step(label, lambda: demo_source.advance(engine, days=1, source_timezone=settings.source_timezone))
+                continue
+            as_of = demo_source.clock(engine).replace(tzinfo=UTC)  # type: ignore[union-attr]
+            result = step(f"{label} (as of {as_of:%Y-%m-%d %H:%M} UTC)", partial(runs.run_pipeline, as_of))
+            run_ids.append(result["run_id"])  # type: ignore[index]
         print("\nDemo source (dbo):")
         _print_counts(demo_source.row_counts(engine))
+        print()
+        runs.print_demo_summary(settings, [r for r in run_ids if r is not None])
     finally:
         engine.dispose()
     print(f"\nDone in {sum(s for _, s in steps):.2f} s.")
@@ -160,8 +173,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if settings.warehouse_url is None:
         status = embedded.status(settings.home_path)
         print(f"  psql or a BI tool:     {status.url(settings.warehouse_db, driver=None)}")
-    print("  warehouse schemas:     ctl, stg, dim, fact, brg, mart, warehouse")
-    print("  move the source on:    pmw source advance --days 1")
+    print("  runs and watermarks:   pmw status")
+    print("  move the source on:    pmw source advance --days 1, then pmw run --as-of <source clock>")
     print("  stop the server:       pmw db stop")
     return 0
 

@@ -81,6 +81,8 @@ def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
     settings = ctx.settings
     end = date(as_of.year + settings.calendar_years_ahead, 12, 31)
     with ctx.run_log.step(run_id, "warehouse.load_dim_date") as counts, ctx.warehouse.begin() as conn:
+        if _calendar_complete(conn, settings.calendar_start, end, settings.fiscal_year_start_month):
+            return counts  # every day is there with this fiscal year: nothing to compute
         arguments = {
             "p_start_date": settings.calendar_start,
             "p_end_date": end,
@@ -89,6 +91,17 @@ def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
         _apply(counts, database.call_procedure(conn, "warehouse.load_dim_date", arguments))
         counts.rows_read = (end - settings.calendar_start).days + 1
     return counts
+
+
+def _calendar_complete(conn: sa.Connection, start: date, end: date, fiscal_start_month: int) -> bool:
+    dates = sa.table("date", sa.column("full_date"), sa.column("fiscal_year_start_date"), schema="dim")
+    fiscal_month = sa.extract("month", dates.c.fiscal_year_start_date)
+    days, low, high = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(fiscal_month), sa.func.max(fiscal_month)).where(
+            dates.c.full_date.between(start, end)
+        )
+    ).one()
+    return bool(days == (end - start).days + 1 and low == high == fiscal_start_month)
 
 
 def _apply(counts: StepCounts, reported: dict[str, int]) -> None:

@@ -80,3 +80,43 @@ def print_status(settings: Settings, limit: int = 5) -> None:
     print("\nwatermarks:")
     for mark in marks:
         print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")
+
+
+DIMENSIONS = (
+    "client", "project_type", "app_user", "project", "issue_category", "status_map", "priority_map", "service",
+    "review", "issue", "issue_analytics",
+)  # fmt: skip
+
+
+def print_demo_summary(settings: Settings, run_ids: list[int]) -> None:
+    """Rows per dimension, versions each run created, and how long each run took."""
+    with _engine(settings).connect() as conn:
+        print(
+            f"{'dimension':<18} {'current rows':>13} {'versions':>9} "
+            + " ".join(f"{'run ' + str(r):>9}" for r in run_ids)
+        )
+        for name in DIMENSIONS:
+            current, versions = conn.execute(
+                sa.text(f"SELECT count(*) FILTER (WHERE is_current), count(*) FROM dim.{name} WHERE {name}_sk <> -1")
+            ).one()
+            created = [
+                conn.execute(
+                    sa.text(f"SELECT count(*) FROM dim.{name} WHERE run_id = :r AND {name}_sk <> -1"), {"r": run_id}
+                ).scalar()
+                for run_id in run_ids
+            ]
+            print(f"{name:<18} {current:>13,} {versions:>9,} " + " ".join(f"{n:>9,}" for n in created))
+        print("\n(run columns: versions written by that run)")
+        for run_id in run_ids:
+            seconds, steps_ms = conn.execute(
+                sa.text(
+                    "SELECT EXTRACT(EPOCH FROM ended_at - started_at), "
+                    "(SELECT sum(duration_ms) FROM ctl.run_step AS s WHERE s.run_id = r.run_id) "
+                    "FROM ctl.run AS r WHERE run_id = :r"
+                ),
+                {"r": run_id},
+            ).one()
+            print(
+                f"run {run_id}: {float(seconds):.2f} s in the run, "
+                f"{int(steps_ms or 0) / 1000:.2f} s of it in database steps"
+            )

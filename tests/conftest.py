@@ -11,6 +11,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# Prefect: no analytics calls out of this network, and time for the ephemeral API on a loaded machine.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -88,3 +93,13 @@ def upgraded(engine: sa.Engine) -> sa.Engine:
 
     migrate.upgrade("head")
     return engine
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real, temporary Prefect API (SQLite) for flow runs in this session."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

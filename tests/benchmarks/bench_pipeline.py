@@ -1,0 +1,130 @@
+"""Pipeline benchmark: initial load, a one-day-delta run and a no-op run, per step, plus COPY floors.
+
+Usage: python tests/benchmarks/bench_pipeline.py [SCALE ...]     (default: 1 100; 100 = 1,000,000 issues)
+
+For each scale, on a fresh database of the embedded server (or PMW_TEST_DATABASE_URL's server): seed
+the demo source, run the warehouse flow at the seed's as-of (initial load), advance the source one day
+and run again (one-day delta), then run once more (no-op). Step times are the database work recorded
+in ctl.run_step. The floor is the time to COPY each dimension's staged rows of the initial load into an
+empty table of the same shape. Targets (issue #3, at 1,000,000 issues): no-op database work < 1 s;
+one-day-delta dimension steps < 1 s in total; each dimension's initial load within 3x its floor.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import sqlalchemy as sa
+from bench_seed import admin_url, drop, fresh_database
+
+from flows import demo_source, migrate
+from flows.sources import SOURCES
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def run(as_of: datetime) -> int:
+    from flows.warehouse_flow import RunParameters, warehouse
+
+    result = warehouse(RunParameters(as_of=as_of))
+    assert result["status"] == "success", result
+    return int(result["run_id"])
+
+
+def steps(engine: sa.Engine, run_id: int) -> list[tuple[str, float, int]]:
+    with engine.connect() as conn:
+        return [
+            (r.step_name, r.duration_ms / 1000, r.rows_read)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT step_name, duration_ms, rows_read FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
+                ),
+                {"r": run_id},
+            )
+        ]
+
+
+def copy_floor(engine: sa.Engine, staging_table: str) -> tuple[int, float]:
+    """Rows staged, and seconds to COPY them into an empty table of the same shape."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        buffer = io.BytesIO()
+        with cursor.copy(f"COPY stg.{staging_table} TO STDOUT (FORMAT binary)") as copy:
+            for data in copy:
+                buffer.write(data)
+        cursor.execute(f"CREATE TEMP TABLE floor_{staging_table} (LIKE stg.{staging_table})")
+        rows = cursor.execute(f"SELECT count(*) FROM stg.{staging_table}").fetchone()[0]
+        started = time.perf_counter()
+        with cursor.copy(f"COPY floor_{staging_table} FROM STDIN (FORMAT binary)") as copy:
+            copy.write(buffer.getvalue())
+        raw.commit()
+        return rows, time.perf_counter() - started
+    finally:
+        raw.close()
+
+
+def print_run(title: str, rows: list[tuple[str, float, int]]) -> None:
+    print(f"\n{title}")
+    print(f"  {'step':<38} {'seconds':>8} {'rows':>10} {'rows/s':>11}")
+    for name, seconds, count in rows:
+        rate = f"{count / seconds:>11,.0f}" if seconds > 0 else f"{'-':>11}"
+        print(f"  {name:<38} {seconds:>8.3f} {count:>10,} {rate}")
+    dims = sum(s for n, s, _ in rows if n.startswith("warehouse.load_dim_") and n != "warehouse.load_dim_date")
+    print(f"  {'total database work':<38} {sum(s for _, s, _ in rows):>8.3f}")
+    print(f"  {'dimension steps (without date)':<38} {dims:>8.3f}")
+
+
+def bench(scale: int, admin: sa.engine.URL) -> None:
+    url = fresh_database(admin)
+    os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
+    engine = sa.create_engine(url)
+    try:
+        migrate.upgrade("head", output=io.StringIO())
+        demo_source.seed(engine, scale=scale, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+        initial = run(AS_OF)
+        floors = {source.procedure: copy_floor(engine, source.staging_table) for source in SOURCES}
+        initial_steps = steps(engine, initial)
+        demo_source.advance(engine, days=1)
+        delta_steps = steps(engine, run(AS_OF + timedelta(days=1)))
+        noop_steps = steps(engine, run(AS_OF + timedelta(days=1)))
+        print(f"\n=== scale {scale}: {demo_source.row_counts(engine)['vw_ProjectManagement_AllIssues']:,} issues ===")
+        print_run("initial load", initial_steps)
+        print_run("one-day delta", delta_steps)
+        print_run("no-op", noop_steps)
+        print("\ninitial load of each dimension against its COPY floor")
+        print(f"  {'procedure':<38} {'staged':>10} {'COPY s':>8} {'load s':>8} {'ratio':>6}")
+        loads = {name: seconds for name, seconds, _ in initial_steps}
+        for procedure, (rows, floor) in floors.items():
+            ratio = loads[procedure] / floor if floor > 0 else float("nan")
+            print(f"  {procedure:<38} {rows:>10,} {floor:>8.3f} {loads[procedure]:>8.3f} {ratio:>6.1f}")
+    finally:
+        engine.dispose()
+        drop(admin, url)
+
+
+def main(scales: list[int]) -> None:
+    home = Path(tempfile.mkdtemp(prefix="pmw-bench-"))
+    admin = admin_url(home)
+    try:
+        for scale in scales:
+            bench(scale, admin)
+    finally:
+        if not os.environ.get("PMW_TEST_DATABASE_URL"):
+            from flows import embedded
+
+            embedded.stop(home)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main([int(arg) for arg in sys.argv[1:]] or [1, 100])
