@@ -29,14 +29,22 @@ def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monke
         result = pmw("demo", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         for line in ("start the embedded PostgreSQL server", "seed the demo source", "upgrade the warehouse to head",
-                     "dbo.vw_ProjectManagement_AllIssues", "psql or a BI tool"):  # fmt: skip
+                     "run the warehouse flow", "advance the source one day", "run the warehouse flow again",
+                     "dbo.vw_ProjectManagement_AllIssues", "current rows", "psql or a BI tool"):  # fmt: skip
             assert line in result.stdout
         status = embedded.status(home)
         assert status.running
         engine = sa.create_engine(status.url("ProjectManagement"), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.heads()[0]
-            assert conn.exec_driver_sql('SELECT count(*) FROM dbo."vw_ProjectManagement_AllIssues"').scalar() == 10_000
+            issues = conn.exec_driver_sql('SELECT count(*) FROM dbo."vw_ProjectManagement_AllIssues"').scalar()
+            assert issues > 10_000  # seeded 10,000, then one simulated day added more
+            assert conn.exec_driver_sql("SELECT status FROM ctl.run ORDER BY run_id").scalars().all() == [
+                "success",
+                "success",
+            ]
+            loaded = conn.exec_driver_sql("SELECT count(*) FROM dim.issue WHERE is_current AND issue_sk <> -1")
+            assert loaded.scalar() == issues
         engine.dispose()
         again = pmw("demo", cwd=tmp_path)  # a second demo keeps the source and is a no-op upgrade
         assert again.returncode == 0 and "kept as it is" in again.stdout

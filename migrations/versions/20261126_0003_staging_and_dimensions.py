@@ -5,7 +5,8 @@ run id and the time zone its timestamps are in); ``warehouse.load_dim_<name>`` t
 history in ``dim.<name>`` through one generic, set-based ``warehouse.merge_scd2``. ``ctl.run_source``
 records, per run and source partition, the extract window and the watermark before and after.
 Each dimension gets its unknown member (surrogate key -1) and a unique index that allows exactly one
-current row per business key.
+current row per business key (it also serves the merge's key lookups). No index on (key, valid_from):
+it doubled the cost of every insert, and history lookups by date come with the facts (issue #4).
 Risk: new objects only; nothing existing is rewritten. Downgrade drops them with their data.
 
 Revision ID: 0003
@@ -186,7 +187,6 @@ def upgrade() -> None:
             postgresql_where=sa.text("is_current"),
             mssql_where=sa.text("is_current = 1"),
         )
-        op.create_index(op.f(f"uq_{name}_key_valid_from"), name, [*key_names, "valid_from"], unique=True, schema="dim")
         op.bulk_insert(
             table,
             [

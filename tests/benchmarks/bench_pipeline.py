@@ -62,13 +62,17 @@ def copy_floor(engine: sa.Engine, staging_table: str) -> tuple[int, float]:
         with cursor.copy(f"COPY stg.{staging_table} TO STDOUT (FORMAT binary)") as copy:
             for data in copy:
                 buffer.write(data)
-        cursor.execute(f"CREATE TEMP TABLE floor_{staging_table} (LIKE stg.{staging_table})")
+        # a regular (logged) table, as the dimension is: the floor includes the WAL a real load writes
+        cursor.execute(f"CREATE TABLE stg.floor_{staging_table} (LIKE stg.{staging_table})")
         rows = cursor.execute(f"SELECT count(*) FROM stg.{staging_table}").fetchone()[0]
         started = time.perf_counter()
-        with cursor.copy(f"COPY floor_{staging_table} FROM STDIN (FORMAT binary)") as copy:
+        with cursor.copy(f"COPY stg.floor_{staging_table} FROM STDIN (FORMAT binary)") as copy:
             copy.write(buffer.getvalue())
         raw.commit()
-        return rows, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        cursor.execute(f"DROP TABLE stg.floor_{staging_table}")
+        raw.commit()
+        return rows, elapsed
     finally:
         raw.close()
 

@@ -12,8 +12,8 @@
 --             * with p_full_compare, a current key absent from incoming (a hard delete) is closed at
 --               p_as_of and followed by a deleted version, so every key keeps one current row.
 --             Unchanged rows are not touched: a re-read of the same data writes nothing.
---             Speed: the de-duplicating sort runs only when a key repeats; an empty dimension is
---             filled in one INSERT; a small delta against a large dimension probes the current-row
+--             Speed: an empty dimension is filled in one INSERT; the de-duplicating sort runs only
+--             when a key repeats; a small delta against a large dimension probes the current-row
 --             index per key instead of scanning the dimension; only changed rows are materialised.
 -- Parameters: p_dimension: table in schema dim; p_key_columns: its business key; p_full_compare:
 --             incoming holds the whole source; p_as_of: the run's as-of instant; p_run_id.
@@ -86,6 +86,26 @@ BEGIN
     DROP TABLE IF EXISTS pg_temp.scd_in, pg_temp.scd_cmp, pg_temp.scd_gone;
     SELECT count(*) INTO v_incoming_rows FROM pg_temp.incoming;  -- cheaper than ANALYZE on every call
 
+    -- an empty dimension (only its unknown member): every key is new, one INSERT. A repeated key
+    -- trips the current-row unique index; then the rows are de-duplicated first (below).
+    EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s <> -1)', v_table, v_sk) INTO STRICT v_flag;
+    IF v_flag THEN
+        BEGIN
+            EXECUTE format(
+                'INSERT INTO %1$s (%2$s, %3$s, row_hash, valid_from, valid_to, is_current, is_inferred, run_id) '
+                'SELECT %2$s, %3$s, %4$s, COALESCE(i.first_seen_from, i.change_at, $1), '
+                '''9999-12-31 00:00:00+00'', TRUE, FALSE, $2 FROM pg_temp.incoming AS i',
+                v_table, v_keys, v_columns, v_hash
+            ) USING p_as_of, p_run_id;
+            GET DIAGNOSTICS v_count = ROW_COUNT;
+            rows_inserted := v_count;
+            EXECUTE format('ANALYZE %s', v_table);  -- a first load: give the planner the new size
+            RETURN;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;  -- some key repeats: fall through to the de-duplicating path
+        END;
+    END IF;
+
     -- one row per key, the latest change; the sort runs only when some key repeats
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM pg_temp.incoming GROUP BY %s HAVING count(*) > 1)', v_keys)
     INTO STRICT v_flag;
@@ -98,22 +118,12 @@ BEGIN
         v_source := 'pg_temp.scd_in';
     END IF;
 
-    -- an empty dimension (only its unknown member): everything is a new key, one INSERT
-    EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s <> -1)', v_table, v_sk) INTO STRICT v_flag;
-    IF v_flag THEN
-        EXECUTE format(
-            'INSERT INTO %1$s (%2$s, %3$s, row_hash, valid_from, valid_to, is_current, is_inferred, run_id) '
-            'SELECT %2$s, %3$s, %4$s, COALESCE(i.first_seen_from, i.change_at, $1), '
-            '''9999-12-31 00:00:00+00'', TRUE, FALSE, $2 FROM %5$s AS i',
-            v_table, v_keys, v_columns, v_hash, v_source
-        ) USING p_as_of, p_run_id;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        rows_inserted := v_count;
-        RETURN;
-    END IF;
-
     -- a small delta probes the current-row index key by key; a large one joins
     SELECT reltuples INTO v_dimension_rows FROM pg_class WHERE oid = to_regclass(v_table);
+    IF v_dimension_rows < 0 THEN  -- never analysed yet
+        EXECUTE format('ANALYZE %s', v_table);
+        SELECT reltuples INTO v_dimension_rows FROM pg_class WHERE oid = to_regclass(v_table);
+    END IF;
     IF v_incoming_rows * 20 < v_dimension_rows THEN
         v_current_join := format(
             'LEFT JOIN LATERAL (SELECT d.%1$s, d.row_hash, d.valid_from, d.is_inferred FROM %2$s AS d '
