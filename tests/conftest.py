@@ -7,6 +7,8 @@ the one ``PMW_TEST_DATABASE_URL`` points at (any PostgreSQL URL whose user may c
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,12 +44,15 @@ def server_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
     if external:
         yield make_url(external)
         return
-    home = tmp_path_factory.mktemp("pg-server")
+    # Not under pytest's numbered temp dirs: pytest prunes old ones, and another pytest session on the
+    # same machine must not delete this server's data directory from under it.
+    home = Path(tempfile.mkdtemp(prefix="pmw-test-server-"))
     status = embedded.ensure_running(home)
     try:
         yield make_url(status.url("postgres"))
     finally:
         embedded.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def create_database(admin_url: URL, prefix: str = "pmw_test") -> URL:
