@@ -30,6 +30,8 @@ branch_labels = None
 depends_on = None
 
 SOURCE_TIMESTAMP = sa.DateTime().with_variant(mssql.DATETIME2(precision=7), "mssql")
+# PostgreSQL: a 64-bit hash_record_extended of the tracked values; SQL Server: an MD5 in hex.
+ROW_HASH = sa.String(32).with_variant(sa.BigInteger(), "postgresql")
 INSTANT = sa.DateTime(timezone=True)
 TEXT = sa.Unicode
 MONEY = sa.Numeric(18, 2)
@@ -169,7 +171,7 @@ def upgrade() -> None:
             *(sa.Column(column, column_type, nullable=False) for column, column_type in keys),
             *(sa.Column(column, column_type) for column, column_type in attributes),
             sa.Column("is_deleted", sa.Boolean, nullable=False),
-            sa.Column("row_hash", sa.String(32), nullable=False),
+            sa.Column("row_hash", ROW_HASH, nullable=False),
             sa.Column("valid_from", INSTANT, nullable=False),
             sa.Column("valid_to", INSTANT, nullable=False),
             sa.Column("is_current", sa.Boolean, nullable=False),
@@ -194,7 +196,7 @@ def upgrade() -> None:
                     f"{name}_sk": -1,
                     **{column: _unknown_value(column_type) for column, column_type in keys},
                     "is_deleted": False,
-                    "row_hash": "unknown",
+                    "row_hash": 0 if op.get_context().dialect.name == "postgresql" else "unknown",
                     "valid_from": BEGINNING_OF_TIME,
                     "valid_to": END_OF_TIME,
                     "is_current": True,

@@ -12,6 +12,8 @@
 --             * with p_full_compare, a current key absent from incoming (a hard delete) is closed at
 --               p_as_of and followed by a deleted version, so every key keeps one current row.
 --             Unchanged rows are not touched: a re-read of the same data writes nothing.
+--             The row hash is a 64-bit hash of the tracked columns' values (hash_record_extended):
+--             no text formatting, so no session setting (TimeZone, DateStyle) can change it.
 --             Speed: an empty dimension is filled in one INSERT; the de-duplicating sort runs only
 --             when a key repeats; a small delta against a large dimension probes the current-row
 --             index per key instead of scanning the dimension; only changed rows are materialised.
@@ -32,12 +34,6 @@ CREATE OR REPLACE PROCEDURE warehouse.merge_scd2(
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
--- Row hashes hash the text form of the tracked columns: pin the settings that shape that text, so
--- the same row hashes the same in every session.
-SET "TimeZone" = 'UTC'
-SET "DateStyle" = 'ISO, YMD'
-SET "IntervalStyle" = 'postgres'
-SET extra_float_digits = 1
 -- room for the de-duplicating sort and for rebuilding indexes after a first load
 SET work_mem = '64MB'
 SET maintenance_work_mem = '512MB'
@@ -83,10 +79,10 @@ BEGIN
     FROM unnest(p_key_columns) AS k;
     SELECT
         string_agg(quote_ident(a), ', '),
-        format('md5(ROW(%s)::text)', string_agg('i.' || quote_ident(a), ', ')),
+        format('hash_record_extended(ROW(%s), 0)', string_agg('i.' || quote_ident(a), ', ')),
         string_agg(format('%1$I = i.%1$I', a), ', '),
         string_agg(CASE WHEN a = 'is_deleted' THEN 'TRUE' ELSE 'g.' || quote_ident(a) END, ', '),
-        format('md5(ROW(%s)::text)',
+        format('hash_record_extended(ROW(%s), 0)',
             string_agg(CASE WHEN a = 'is_deleted' THEN 'TRUE' ELSE 'g.' || quote_ident(a) END, ', '))
     INTO v_columns, v_hash, v_set, v_tombstone_columns, v_tombstone_hash
     FROM unnest(v_attributes) AS a;
