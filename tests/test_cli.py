@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,19 @@ def test_upgrade_and_downgrade_commands(engine: sa.Engine, tmp_path: Path) -> No
     assert pmw("downgrade", "base", cwd=tmp_path).returncode == 0
     with engine.connect() as conn:
         assert migrate.current_revision(conn) is None
+
+
+@pytest.mark.slow
+def test_run_and_status_commands(upgraded: sa.Engine, tmp_path: Path) -> None:
+    from flows import demo_source
+
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=datetime(2026, 11, 1))
+    env = {"PREFECT_HOME": str(tmp_path / "prefect")}
+    ran = pmw("run", "--as-of", "2026-11-01T00:00:00Z", cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "warehouse.load_dim_issue" in ran.stdout and "status: success" in ran.stdout
+    status = pmw("status", cwd=tmp_path, env=env)
+    assert status.returncode == 0
+    assert "success" in status.stdout and "issues               Revizto" in status.stdout
+    bad = pmw("run", "--source", "no_such_source", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "no_such_source" in bad.stderr
