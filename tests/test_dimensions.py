@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from dimension_checks import scd2_violations
+from dimension_checks import DIMENSION_KEYS, scd2_violations
 
 from flows import demo_source
 from flows.warehouse_flow import RunParameters, warehouse
@@ -70,6 +70,8 @@ def watermarks(engine: sa.Engine) -> dict[tuple[str, str], datetime]:
 
 def test_initial_load_builds_every_dimension(loaded: sa.Engine) -> None:
     assert q(loaded, "SELECT count(*) FROM dim.issue WHERE is_current AND issue_sk <> -1") == 10_000
+    for name in DIMENSION_KEYS:  # every dimension keeps its unknown member, current and not deleted
+        assert q(loaded, f"SELECT count(*) FROM dim.{name} WHERE {name}_sk = -1 AND is_current AND NOT is_deleted") == 1
     assert q(loaded, "SELECT count(*) FROM dim.project WHERE is_current AND project_sk <> -1") == 20
     assert q(loaded, "SELECT status FROM ctl.run ORDER BY run_id DESC LIMIT 1") == "success"
     assert scd2_violations(loaded) == {}
@@ -88,6 +90,31 @@ def test_a_second_run_with_no_source_change_writes_nothing(loaded: sa.Engine) ->
     assert {step: counts for step, counts in totals.items() if counts != (0, 0, 0, 0)} == {}
     assert watermarks(loaded) == before
     assert q(loaded, "SELECT status FROM ctl.run WHERE run_id = :r", r=result["run_id"]) == "success"
+    windows = rows(
+        loaded,
+        """SELECT source_object, source_partition, window_from, window_to, watermark_before,
+        watermark_after FROM ctl.run_source WHERE run_id = :r AND strategy = 'cursor'""",
+        r=result["run_id"],
+    )
+    assert len(windows) == 4
+    for w in windows:  # the run can be explained from ctl alone: look-back window up to the as-of
+        assert w.watermark_after == w.watermark_before == before[(w.source_object, w.source_partition)]
+        assert w.window_from == w.watermark_before - timedelta(hours=24) and w.window_to is not None
+
+
+def test_a_full_refresh_rereads_everything_and_changes_nothing(loaded: sa.Engine) -> None:
+    result = run(AS_OF, full_refresh=True)
+    read = {
+        r.source_object: r.total
+        for r in rows(
+            loaded,
+            """SELECT source_object, sum(rows_read) AS total FROM ctl.run_source
+            WHERE run_id = :r GROUP BY 1""",
+            r=result["run_id"],
+        )
+    }
+    assert read["issues"] == 10_000
+    assert {s: c for s, c in step_totals(loaded, result["run_id"]).items() if c != (0, 0, 0, 0)} == {}
 
 
 def test_late_rows_and_boundary_timestamps_are_loaded_once(loaded: sa.Engine) -> None:
