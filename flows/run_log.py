@@ -21,6 +21,14 @@ from sqlalchemy.engine import Engine
 from flows import database
 from flows.extract import ExtractWindow
 
+RUN_TABLE = sa.table(
+    "run",
+    *(
+        sa.column(name)
+        for name in ("run_id", "flow_name", "flow_run_id", "status", "as_of_at", "started_at", "parameters")
+    ),
+    schema="ctl",
+)
 STALE_RUN_MESSAGE = "the process running it stopped before it finished; marked failed by run {run_id}"
 MAX_ERROR_CHARS = 4000
 
@@ -96,13 +104,9 @@ class RunLog:
                 )
             return None
         with self.engine.begin() as conn:
+            # Core insert: RETURNING on PostgreSQL, OUTPUT inserted.run_id on SQL Server
             run_id = conn.execute(
-                sa.text(
-                    "INSERT INTO ctl.run (flow_name, flow_run_id, status, as_of_at, started_at, parameters) "
-                    "VALUES (:flow_name, :flow_run_id, 'running', :as_of_at, :started_at, :parameters) "
-                    "RETURNING run_id"
-                ),
-                run_values,
+                sa.insert(RUN_TABLE).values(status="running", **run_values).returning(RUN_TABLE.c.run_id)
             ).scalar_one()
             message = STALE_RUN_MESSAGE.format(run_id=run_id)
             conn.execute(

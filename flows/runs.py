@@ -53,15 +53,13 @@ def print_run(settings: Settings, run_id: int) -> None:
 
 def print_status(settings: Settings, limit: int = 5) -> None:
     with _engine(settings).connect() as conn:
+        run_table = sa.table(
+            "run", *(sa.column(c) for c in ("run_id", "status", "as_of_at", "started_at", "ended_at", "error_text")),
+            schema="ctl",
+        )  # fmt: skip
         runs = list(
-            conn.execute(
-                sa.text(
-                    "SELECT run_id, status, as_of_at, started_at, ended_at, error_text FROM ctl.run "
-                    "ORDER BY run_id DESC LIMIT :n"
-                ),
-                {"n": limit},
-            )
-        )
+            conn.execute(sa.select(run_table).order_by(run_table.c.run_id.desc()).limit(limit))
+        )  # TOP on SQL Server
         marks = list(
             conn.execute(
                 sa.text("SELECT source_object, source_partition, cursor_value, run_id FROM ctl.watermark ORDER BY 1, 2")
