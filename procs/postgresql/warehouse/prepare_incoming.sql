@@ -27,8 +27,9 @@ BEGIN
     END IF;
     DROP TABLE IF EXISTS pg_temp.incoming;
     EXECUTE format(
-        'CREATE TEMP TABLE incoming ON COMMIT DROP AS SELECT %s FROM dim.%I WITH NO DATA', v_columns, p_dimension
+        'CREATE TEMP TABLE incoming ON COMMIT DROP AS SELECT %s, NULL::timestamptz AS change_at, '
+        'NULL::timestamptz AS first_seen_from FROM dim.%I WITH NO DATA',
+        v_columns, p_dimension
     );
-    ALTER TABLE pg_temp.incoming ADD COLUMN change_at timestamptz, ADD COLUMN first_seen_from timestamptz;
 END;
 $$;
