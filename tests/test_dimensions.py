@@ -220,22 +220,6 @@ def test_two_changes_between_runs_give_one_contiguous_version(loaded: sa.Engine)
     assert versions[-1].is_current and not versions[-2].is_current
 
 
-def test_reprocessed_analytics_are_overwritten_in_place(loaded: sa.Engine) -> None:
-    key = rows(loaded, """SELECT source, source_issue_id, processing_version FROM dbo."ProcessedIssues"
-        ORDER BY source_issue_id LIMIT 1""")[0]  # fmt: skip
-    execute(loaded, """UPDATE dbo."ProcessedIssues" SET urgency_score = 0.1234,
-        processing_version = processing_version + 1, processed_at = :t
-        WHERE source = :s AND source_issue_id = :i""", t=SOURCE_NOW + timedelta(hours=1),
-            s=key.source, i=key.source_issue_id)  # fmt: skip
-    result = run(AS_OF + timedelta(hours=12))
-    assert step_totals(loaded, result["run_id"])["warehouse.load_dim_issue_analytics"] == (0, 1, 0, 0)
-    versions = rows(loaded, """SELECT urgency_score, processing_version, is_current FROM dim.issue_analytics
-        WHERE source_issue_id = :i""", i=key.source_issue_id)  # fmt: skip
-    assert [(float(v.urgency_score), v.processing_version, v.is_current) for v in versions] == [
-        (0.1234, key.processing_version + 1, True)
-    ]
-
-
 def test_issue_identity_and_project_renames(loaded: sa.Engine) -> None:
     shared_number = q(loaded, """SELECT count(*) FROM (SELECT issue_number FROM dim.issue WHERE is_current
         GROUP BY issue_number HAVING count(DISTINCT source_project_id) > 1) AS n""")  # fmt: skip

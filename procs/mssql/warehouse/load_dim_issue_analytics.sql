@@ -1,8 +1,7 @@
 -- warehouse.load_dim_issue_analytics
--- Purpose:    the current text analytics of each issue (type 1), incremental on processed_at
---             (the source server's local time, converted to UTC). The scores are recomputed by
---             the analytics job every few days: a changed row is overwritten in place (type 1), so
---             re-processing does not add a version per issue per run.
+-- Purpose:    SCD2 history of the text analytics of each issue, incremental on processed_at
+--             (the source server's local time, converted to UTC). Every re-processing that changes
+--             a value is a new version.
 --             T-SQL: #incoming is created here, not by a helper procedure, because a temporary
 --             table lives only as long as the procedure that created it.
 -- Parameters: @p_run_id: rows of stg.processed_issues staged by this run are loaded; @p_as_of: the run's as-of
@@ -54,8 +53,7 @@ BEGIN
         @rows_inserted = @rows_inserted OUTPUT,
         @rows_updated = @rows_updated OUTPUT,
         @rows_closed = @rows_closed OUTPUT,
-        @rows_deleted = @rows_deleted OUTPUT,
-        @keep_history = 0;
+        @rows_deleted = @rows_deleted OUTPUT;
 
     SELECT
         @rows_inserted AS rows_inserted,

@@ -11,8 +11,6 @@
 -- Parameters: @dimension: table in schema dim; @key_columns: comma-separated business key;
 --             @full_compare; @as_of; @run_id. OUTPUT: @rows_inserted (new keys), @rows_updated (new
 --             versions, completed inferred members), @rows_closed, @rows_deleted (deleted versions).
---             @keep_history = 0 makes the dimension type 1 for changes: a changed key is overwritten
---             in place (for values recomputed by a model, where history is churn).
 -- Reads:      #incoming, dim.<@dimension>. Writes: dim.<@dimension>.
 CREATE OR ALTER PROCEDURE warehouse.merge_scd2
     @dimension SYSNAME,
@@ -23,8 +21,7 @@ CREATE OR ALTER PROCEDURE warehouse.merge_scd2
     @rows_inserted BIGINT = 0 OUTPUT,
     @rows_updated BIGINT = 0 OUTPUT,
     @rows_closed BIGINT = 0 OUTPUT,
-    @rows_deleted BIGINT = 0 OUTPUT,
-    @keep_history BIT = 1
+    @rows_deleted BIGINT = 0 OUTPUT
 AS
 BEGIN
     SET NOCOUNT ON;
@@ -91,14 +88,13 @@ BEGIN
         + N' AS d ON ' + @key_match + N' AND d.is_current = 1; '
         -- inferred members are completed in place
         + N'UPDATE d SET ' + @set + N', row_hash = i.row_hash, is_inferred = 0, run_id = @run_id FROM ' + @table
-        + N' AS d INNER JOIN #scd_cmp AS i ON d.' + @sk + N' = i.current_sk '
-        + N'WHERE i.current_inferred = 1 OR (@keep_history = 0 AND i.current_hash <> i.row_hash); '
+        + N' AS d INNER JOIN #scd_cmp AS i ON d.' + @sk + N' = i.current_sk WHERE i.current_inferred = 1; '
         + N'SET @updated = @@ROWCOUNT; '
         -- changed keys: close the current version where the new one starts
         + N'UPDATE d SET valid_to = CASE WHEN c.change_at > c.current_from THEN c.change_at '
         + N'ELSE DATEADD(MICROSECOND, 1, c.current_from) END, is_current = 0 FROM ' + @table + N' AS d '
         + N'INNER JOIN #scd_cmp AS c ON d.' + @sk + N' = c.current_sk '
-        + N'WHERE c.current_inferred = 0 AND c.current_hash <> c.row_hash AND @keep_history = 1; '
+        + N'WHERE c.current_inferred = 0 AND c.current_hash <> c.row_hash; '
         + N'SET @closed = @@ROWCOUNT; SET @updated = @updated + @closed; '
         -- new versions of changed keys, and new keys
         + N'INSERT INTO ' + @table + N' (' + @key_list + N', ' + @columns
@@ -106,7 +102,7 @@ BEGIN
         + @columns + N', row_hash, CASE WHEN current_sk IS NULL THEN COALESCE(first_seen_from, change_at, @as_of) '
         + N'WHEN change_at > current_from THEN change_at ELSE DATEADD(MICROSECOND, 1, current_from) END, '
         + N'''9999-12-31T00:00:00+00:00'', 1, 0, @run_id FROM #scd_cmp '
-        + N'WHERE current_sk IS NULL OR (current_inferred = 0 AND current_hash <> row_hash AND @keep_history = 1); '
+        + N'WHERE current_sk IS NULL OR (current_inferred = 0 AND current_hash <> row_hash); '
         + N'SET @inserted = @@ROWCOUNT - @closed; '
         + N'SET @deleted = 0; '
         + N'IF @full_compare = 1 BEGIN '
@@ -127,12 +123,11 @@ BEGIN
 
     EXEC sp_executesql
         @sql,
-        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @full_compare BIT, @keep_history BIT, @inserted BIGINT OUTPUT, '
+        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @full_compare BIT, @inserted BIGINT OUTPUT, '
         + N'@updated BIGINT OUTPUT, @closed BIGINT OUTPUT, @deleted BIGINT OUTPUT',
         @as_of = @as_of,
         @run_id = @run_id,
         @full_compare = @full_compare,
-        @keep_history = @keep_history,
         @inserted = @rows_inserted OUTPUT,
         @updated = @count OUTPUT,
         @closed = @rows_closed OUTPUT,

@@ -1,8 +1,7 @@
 -- warehouse.load_dim_issue_analytics
--- Purpose:    the current text analytics of each issue (type 1), incremental on processed_at
---             (the source server's local time, converted to UTC). The scores are recomputed by
---             the analytics job every few days: a changed row is overwritten in place (type 1), so
---             re-processing does not add a version per issue per run.
+-- Purpose:    SCD2 history of the text analytics of each issue, incremental on processed_at
+--             (the source server's local time, converted to UTC). Every re-processing that changes
+--             a value is a new version.
 -- Parameters: p_run_id: rows of stg.processed_issues staged by this run are loaded; p_as_of: the run's as-of
 --             instant. rows_inserted, rows_updated, rows_closed, rows_deleted (INOUT, leave out):
 --             counts from warehouse.merge_scd2 for the run log.
@@ -35,8 +34,7 @@ BEGIN
     WHERE run_id = p_run_id;
 
     CALL warehouse.merge_scd2(
-        'issue_analytics', ARRAY['source_system', 'source_issue_id'], FALSE, p_as_of, p_run_id, rows_inserted,
-        rows_updated, rows_closed, rows_deleted, p_keep_history => FALSE
+        'issue_analytics', ARRAY['source_system', 'source_issue_id'], FALSE, p_as_of, p_run_id, rows_inserted, rows_updated, rows_closed, rows_deleted
     );
 END;
 $$;

@@ -21,8 +21,6 @@
 --             incoming holds the whole source; p_as_of: the run's as-of instant; p_run_id.
 --             rows_inserted (new keys), rows_updated (new versions of changed keys, completed
 --             inferred members), rows_closed (versions closed), rows_deleted (deleted versions).
---             p_keep_history => FALSE makes the dimension type 1 for changes: a changed key is
---             overwritten in place (for values recomputed by a model, where history is churn).
 -- Reads:      pg_temp.incoming, dim.<p_dimension>. Writes: dim.<p_dimension>.
 CREATE OR REPLACE PROCEDURE warehouse.merge_scd2(
     p_dimension text,
@@ -33,8 +31,7 @@ CREATE OR REPLACE PROCEDURE warehouse.merge_scd2(
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_updated bigint DEFAULT 0,
     INOUT rows_closed bigint DEFAULT 0,
-    INOUT rows_deleted bigint DEFAULT 0,
-    p_keep_history boolean DEFAULT TRUE
+    INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
 -- room for the de-duplicating sort and for rebuilding indexes after a first load
@@ -168,12 +165,12 @@ BEGIN
     );
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
-        -- inferred members (and, without history, every changed key) are overwritten in place
+        -- inferred members are completed in place
         EXECUTE format(
             'UPDATE %1$s AS d SET %2$s, row_hash = i.row_hash, is_inferred = FALSE, run_id = $1 '
-            'FROM pg_temp.scd_cmp AS i WHERE d.%3$s = i.current_sk AND (i.current_inferred OR NOT $2)',
+            'FROM pg_temp.scd_cmp AS i WHERE d.%3$s = i.current_sk AND i.current_inferred',
             v_table, v_set, v_sk
-        ) USING p_run_id, p_keep_history;
+        ) USING p_run_id;
         GET DIAGNOSTICS v_count = ROW_COUNT;
         rows_updated := v_count;
 
@@ -182,9 +179,9 @@ BEGIN
             'UPDATE %1$s AS d SET valid_to = GREATEST(c.change_at, c.current_from + interval ''1 microsecond''), '
             'is_current = FALSE '
             'FROM pg_temp.scd_cmp AS c '
-            'WHERE d.%2$s = c.current_sk AND NOT c.current_inferred AND $1',
+            'WHERE d.%2$s = c.current_sk AND NOT c.current_inferred',
             v_table, v_sk
-        ) USING p_keep_history;
+        );
         GET DIAGNOSTICS v_count = ROW_COUNT;
         rows_closed := v_count;
         rows_updated := rows_updated + v_count;
@@ -196,9 +193,9 @@ BEGIN
             'CASE WHEN current_sk IS NULL THEN COALESCE(first_seen_from, change_at, $1) '
             'ELSE GREATEST(change_at, current_from + interval ''1 microsecond'') END, '
             '''9999-12-31 00:00:00+00'', TRUE, FALSE, $2 '
-            'FROM pg_temp.scd_cmp WHERE current_sk IS NULL OR (NOT current_inferred AND $3)',
+            'FROM pg_temp.scd_cmp WHERE current_sk IS NULL OR NOT current_inferred',
             v_table, v_keys, v_columns
-        ) USING p_as_of, p_run_id, p_keep_history;
+        ) USING p_as_of, p_run_id;
         GET DIAGNOSTICS v_count = ROW_COUNT;
         rows_inserted := v_count - rows_closed;
     END IF;
