@@ -164,6 +164,22 @@ def test_one_trackers_late_import_is_not_hidden_by_the_others_watermark(upgraded
     assert created == (acc_utc - timedelta(hours=30)).replace(tzinfo=UTC)  # converted from local to UTC
 
 
+def test_rows_with_a_null_cursor_are_loaded_and_rereading_them_changes_nothing(loaded: sa.Engine) -> None:
+    # The issues view declares null_cursor="include": a row whose change time is NULL is read every run.
+    execute(loaded, "ALTER TABLE dbo.acc_issues ALTER COLUMN updated_at DROP NOT NULL")
+    issue = rows(loaded, "SELECT acc_issue_id FROM dbo.acc_issues ORDER BY acc_issue_id LIMIT 1")[0].acc_issue_id
+    execute(loaded, "UPDATE dbo.acc_issues SET title = 'no change time', updated_at = NULL WHERE acc_issue_id = :i",
+            i=issue)  # fmt: skip
+    first = run(AS_OF + timedelta(hours=1))
+    assert step_totals(loaded, first["run_id"])["warehouse.load_dim_issue"][:3] == (0, 1, 1)
+    assert (
+        q(loaded, "SELECT title FROM dim.issue WHERE source_issue_id = :i AND is_current", i=issue) == "no change time"
+    )
+    second = run(AS_OF + timedelta(hours=2))
+    assert step_totals(loaded, second["run_id"])["warehouse.load_dim_issue"] == (0, 0, 0, 0)
+    assert scd2_violations(loaded) == {}
+
+
 def test_changes_without_a_change_column_and_hard_deletes(loaded: sa.Engine) -> None:
     service_id = q(loaded, """SELECT min(service_id) FROM dbo."ProjectServices" WHERE unit_type = 'lump_sum'""")
     review_changed = q(loaded, """SELECT min(review_id) FROM dbo."ServiceReviews" WHERE status = 'planned'""")
