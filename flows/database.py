@@ -109,6 +109,15 @@ def ensure_database(admin_url: URL, name: str) -> None:
     engine.dispose()
 
 
+def drop_database(admin_url: URL, name: str) -> None:
+    """Drop database ``name`` on a PostgreSQL server, disconnecting its sessions (tests, benchmarks)."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    engine.dispose()
+
+
 def procs_dir(dialect: str) -> Path:
     """Folder of the editable procedure and view text for ``dialect`` (SQLAlchemy dialect name)."""
     if dialect not in SUPPORTED_DIALECTS:

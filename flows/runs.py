@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from flows import database
 from flows.settings import Settings
+from flows.sources import SOURCES
 
 
 def run_pipeline(
@@ -80,10 +81,8 @@ def print_status(settings: Settings, limit: int = 5) -> None:
         print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")
 
 
-DIMENSIONS = (
-    "client", "project_type", "app_user", "project", "issue_category", "status_map", "priority_map", "service",
-    "review", "issue", "issue_analytics",
-)  # fmt: skip
+# The dimensions the declared sources load, in load order (one source, one loader, one dimension).
+DIMENSIONS = tuple(source.procedure.removeprefix("warehouse.load_dim_") for source in SOURCES)
 
 
 def print_demo_summary(settings: Settings, run_ids: list[int]) -> None:

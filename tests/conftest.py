@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from flows import embedded
+from flows import database, embedded
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,18 +57,12 @@ def server_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
 
 def create_database(admin_url: URL, prefix: str = "pmw_test") -> URL:
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
+    database.ensure_database(admin_url, name)
     return admin_url.set(database=name)
 
 
 def drop_database(admin_url: URL, url: URL) -> None:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    engine.dispose()
+    database.drop_database(admin_url, str(url.database))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from flows import demo_source, embedded
+from flows import database, demo_source, embedded
 
 
 def admin_url(home: Path) -> URL:
@@ -30,18 +30,12 @@ def admin_url(home: Path) -> URL:
 
 def fresh_database(admin: URL) -> URL:
     name = f"pmw_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
+    database.ensure_database(admin, name)
     return admin.set(database=name)
 
 
 def drop(admin: URL, url: URL) -> None:
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    engine.dispose()
+    database.drop_database(admin, str(url.database))
 
 
 def main(scales: list[int]) -> None:
