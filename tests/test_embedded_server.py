@@ -57,6 +57,32 @@ def test_start_status_url_stop(home: Path) -> None:
     assert pmw(home, "db", "url").returncode == 1
 
 
+def test_the_server_runs_with_the_warehouse_tuning_from_its_first_start(home: Path) -> None:
+    assert pmw(home, "db", "start").returncode == 0
+    expected = embedded.tuning(psutil.virtual_memory().total)
+    for name in ("shared_buffers", "effective_cache_size"):
+        same = _query(home, f"SELECT pg_size_bytes(current_setting('{name}')) = pg_size_bytes('{expected[name]}')")
+        assert same is True, (name, _query(home, f"SHOW {name}"), expected[name])
+    for name in ("jit", "random_page_cost"):
+        assert _query(home, f"SHOW {name}") == expected[name], name
+    for name in expected:
+        source = _query(home, f"SELECT sourcefile FROM pg_settings WHERE name = '{name}'")
+        assert str(source).endswith(embedded.TUNING_FILE), (name, source)
+    # a hand edit of the tuning file is replaced at the next start, and the include is not repeated
+    tuning_file = embedded.data_dir(home) / embedded.TUNING_FILE
+    tuning_file.write_text("jit = 'on'\n")
+    assert pmw(home, "db", "stop").returncode == 0
+    assert pmw(home, "db", "start").returncode == 0
+    assert _query(home, "SHOW jit") == "off"
+    conf = (embedded.data_dir(home) / "postgresql.conf").read_text()
+    assert conf.count(f"include_if_exists = '{embedded.TUNING_FILE}'") == 1
+
+
+@pytest.mark.parametrize(("memory_gib", "shared_buffers"), [(0.5, "128MB"), (2, "256MB"), (4, "512MB"), (24, "512MB")])
+def test_shared_buffers_are_an_eighth_of_memory_within_bounds(memory_gib: float, shared_buffers: str) -> None:
+    assert embedded.tuning(int(memory_gib * 1024**3))["shared_buffers"] == shared_buffers
+
+
 def test_two_processes_at_once_share_one_server(home: Path) -> None:
     env = {**os.environ, "PMW_HOME": str(home)}
     procs = [
