@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from flows import database, demo_source, embedded, migrate
-from flows.errors import WarehouseError
+from flows.errors import QualityGateFailed, WarehouseError
 from flows.settings import Settings
 
 log = logging.getLogger("pmw")
@@ -166,6 +166,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         _print_counts(demo_source.row_counts(engine))
         print()
         runs.print_demo_summary(settings, [r for r in run_ids if r is not None])
+        print()
+        runs.print_quality(settings)
     finally:
         engine.dispose()
     print(f"\nDone in {sum(s for _, s in steps):.2f} s.")
@@ -185,7 +187,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from flows import runs
 
-    result = runs.run_pipeline(as_of=args.as_of_aware, full_refresh=args.full_refresh, sources=args.source)
+    try:
+        result = runs.run_pipeline(as_of=args.as_of_aware, full_refresh=args.full_refresh, sources=args.source)
+    except QualityGateFailed as exc:  # the data is loaded and recorded; the checks say not to trust it
+        runs.print_run(settings, runs.latest_run_id(settings) or 0)
+        print(f"status: failed: {exc}")
+        return 1
     runs.print_run(settings, result["run_id"]) if result["run_id"] else None
     print(f"status: {result['status']}")
     return 0 if result["status"] in ("success", "skipped") else 1
@@ -196,6 +203,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     runs.print_status(settings, limit=args.limit)
     return 0
+
+
+def cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import runs
+
+    return 0 if runs.print_quality(settings, run_id=args.run) else 1
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -253,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="recent runs, their steps and row counts, and the watermarks")
     status.add_argument("--limit", type=int, default=5)
     status.set_defaults(handler=cmd_status)
+
+    dq = sub.add_parser("dq", help="the latest data-quality results (failures first)")
+    dq.add_argument("--run", type=int, default=None, help="this run's results instead of the latest")
+    dq.set_defaults(handler=cmd_dq)
 
     demo = sub.add_parser("demo", help="start, seed and upgrade: a working warehouse in one command")
     demo.add_argument("--scale", type=int, default=1)

@@ -30,3 +30,11 @@ class SourceError(WarehouseError):
 
 class MigrationError(WarehouseError):
     """A schema migration cannot be applied or generated as asked."""
+
+
+class QualityCheckError(WarehouseError):
+    """A data-quality check is declared in a way that cannot run."""
+
+
+class QualityGateFailed(WarehouseError):
+    """A run loaded its data but a quality check of severity error failed: the run is marked failed."""

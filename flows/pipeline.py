@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract
+from flows import database, extract, quality
 from flows.run_log import RunLog, StepCounts
 from flows.settings import Settings
 from flows.sources import SOURCES_BY_NAME
@@ -91,6 +91,16 @@ def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
         _apply(counts, database.call_procedure(conn, "warehouse.load_dim_date", arguments))
         counts.rows_read = (end - settings.calendar_start).days + 1
     return counts
+
+
+def check_quality(ctx: Context, run_id: int, as_of: datetime) -> list[quality.CheckResult]:
+    """Run every configured quality check and record each result; the caller decides the run's fate."""
+    checks = quality.load_checks(ctx.settings.quality_checks)
+    with ctx.run_log.step(run_id, "quality checks") as counts:
+        results = quality.run_checks(ctx.warehouse, checks, as_of, run_id)
+        ctx.run_log.record_quality(run_id, results)
+        counts.rows_read = len(results)
+    return results
 
 
 def _calendar_complete(conn: sa.Connection, start: date, end: date, fiscal_start_month: int) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from flows import database
 from flows.extract import ExtractWindow
+from flows.quality import CheckResult
 
 RUN_TABLE = sa.table(
     "run",
@@ -233,6 +234,29 @@ class RunLog:
                         ),
                         params,
                     )
+
+    def record_quality(self, run_id: int, results: list[CheckResult]) -> None:
+        """Record every check's result (replacing those of an earlier try of the same run's checks)."""
+        checked_at = utc_now()
+        rows = [
+            {
+                "r": run_id, "name": r.check.name, "severity": r.check.severity, "status": r.status,
+                "failing": r.failing_count, "threshold": r.check.threshold,
+                "sample": "; ".join(r.sample_keys)[:MAX_ERROR_CHARS] or None, "message": r.message, "at": checked_at,
+            }
+            for r in results
+        ]  # fmt: skip
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM ctl.data_quality_result WHERE run_id = :r"), {"r": run_id})
+            if rows:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO ctl.data_quality_result (run_id, check_name, severity, status, failing_count, "
+                        "threshold, sample_keys, message, checked_at) "
+                        "VALUES (:r, :name, :severity, :status, :failing, :threshold, :sample, :message, :at)"
+                    ),
+                    rows,
+                )
 
     def close(self, run: Run, status: str, error: str | None = None) -> None:
         """Record the run's outcome and release the run lock."""

@@ -81,6 +81,43 @@ def print_status(settings: Settings, limit: int = 5) -> None:
         print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")
 
 
+def print_quality(settings: Settings, run_id: int | None = None) -> bool:
+    """The quality results of one run (default: the latest run that has any). False if there are none."""
+    with _engine(settings).connect() as conn:
+        if run_id is None:
+            run_id = conn.execute(sa.text("SELECT max(run_id) FROM ctl.data_quality_result")).scalar()
+        results = list(
+            conn.execute(
+                sa.text(
+                    "SELECT check_name, severity, status, failing_count, threshold, sample_keys, message, checked_at "
+                    "FROM ctl.data_quality_result WHERE run_id = :r "
+                    "ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, severity, check_name"
+                ),
+                {"r": run_id},
+            )
+        )
+    if not results:
+        print("no quality results yet: they are recorded by every `pmw run`" if run_id is None else
+              f"run {run_id} has no quality results (it stopped before its checks, or does not exist)")  # fmt: skip
+        return False
+    print(f"quality checks of run {run_id} (checked {results[0].checked_at.isoformat()}):")
+    print(f"{'check':<28} {'severity':<8} {'status':<6} {'failing':>8} {'allowed':>8}  sample")
+    for r in results:
+        print(f"{r.check_name:<28} {r.severity:<8} {r.status:<6} {r.failing_count:>8,} {r.threshold:>8,}  "
+              f"{r.sample_keys or r.message or ''}")  # fmt: skip
+    failed = [r for r in results if r.status != "pass"]
+    blocking = [r.check_name for r in failed if r.severity == "error"]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed"
+          + (f"; failing the run: {', '.join(blocking)}" if blocking else ""))  # fmt: skip
+    return True
+
+
+def latest_run_id(settings: Settings) -> int | None:
+    with _engine(settings).connect() as conn:
+        value = conn.execute(sa.text("SELECT max(run_id) FROM ctl.run WHERE status <> 'skipped'")).scalar()
+        return int(value) if value is not None else None
+
+
 # The dimensions the declared sources load, in load order (one source, one loader, one dimension).
 DIMENSIONS = tuple(source.procedure.removeprefix("warehouse.load_dim_") for source in SOURCES)
 

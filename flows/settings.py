@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     )
     calendar_start: date = Field(default=date(2000, 1, 1), description="First day of the date dimension.")
     calendar_years_ahead: int = Field(default=5, ge=0, le=100, description="Years past the as-of date to load.")
+    quality_checks: Path | None = Field(
+        default=None,
+        description="A TOML file of your own data-quality checks, added to (or overriding by name) the built-in "
+        "ones in flows/checks.toml.",
+    )
 
     @field_validator("warehouse_db")
     @classmethod

@@ -16,7 +16,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field, field_validator
 
-from flows import database, pipeline
+from flows import artifacts, database, pipeline
+from flows.errors import QualityGateFailed
 from flows.run_log import error_text
 from flows.settings import Settings
 from flows.sources import select_sources
@@ -71,6 +72,13 @@ def run_procedure(procedure: str, source_name: str | None, run_id: int, as_of: d
     return pipeline.load_dimension(ctx, source_name, run_id, as_of).__dict__
 
 
+@task(name="quality_checks", task_run_name="quality checks", **_task_options)
+def quality_checks(run_id: int, as_of: datetime) -> list[str]:
+    """Run and record every quality check; returns the names of failed checks of severity error."""
+    ctx = pipeline.Context.from_settings(Settings())
+    return [result.check.name for result in pipeline.check_quality(ctx, run_id, as_of) if result.blocks_run]
+
+
 @flow(name="warehouse", log_prints=True)
 def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
     """Run the warehouse pipeline once; returns the run id and its status."""
@@ -91,10 +99,19 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)
         for source in sources:
             run_procedure(source.procedure, source.name, run.run_id, as_of)
+        # the loads are committed: the watermarks follow them whatever the checks find
         log.move_watermarks(run.run_id)
+        failed_checks = quality_checks(run.run_id, as_of)
     except BaseException as exc:
         log.close(run, "failed", error_text(exc))
+        artifacts.publish_run(ctx.warehouse, run.run_id)
         raise
+    if failed_checks:
+        error = f"quality checks of severity error failed: {', '.join(failed_checks)} (see `pmw dq`)"
+        log.close(run, "failed", error)
+        artifacts.publish_run(ctx.warehouse, run.run_id)
+        raise QualityGateFailed(error)
     log.close(run, "success")
+    artifacts.publish_run(ctx.warehouse, run.run_id)
     print(f"run {run.run_id} succeeded (as of {as_of.isoformat()})")
     return {"run_id": run.run_id, "status": "success"}

@@ -1,0 +1,266 @@
+"""Data-quality checks: every kind fails on data crafted to break it and passes once the data is clean;
+checks come from data (built-in TOML plus the user's file); an error-severity failure fails the run
+after every result is recorded, and the run publishes its report as a Prefect artifact."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flows import artifacts, quality
+from flows.errors import QualityCheckError, QualityGateFailed
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def execute(engine: sa.Engine, *statements: str) -> None:
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def check(engine: sa.Engine, run_id: int = 7, **options: Any) -> quality.CheckResult:
+    parsed = quality.parse_check("crafted", options, "the test")
+    return quality.run_checks(engine, [parsed], AS_OF, run_id)[0]
+
+
+SCD2_TABLE = """CREATE TABLE qa.d (k integer, valid_from timestamptz, valid_to timestamptz, is_current boolean,
+    is_deleted boolean DEFAULT false, run_id bigint DEFAULT 1)"""
+CLEAN_HISTORY = """INSERT INTO qa.d (k, valid_from, valid_to, is_current) VALUES
+    (1, '2026-01-01', '2026-02-01', false), (1, '2026-02-01', '9999-12-31', true),
+    (2, '2026-01-05', '9999-12-31', true)"""
+FIRST = "WHERE valid_from = '2026-01-01'"  # key 1's first version
+
+# kind options, the SQL that builds crafted data, the failing units expected, a sample, the SQL that repairs it
+CASES = {
+    "not_null": (
+        {"kind": "not_null", "table": "qa.t", "columns": ["v"], "sample_columns": ["id"]},
+        ["CREATE TABLE qa.t (id integer, v text)", "INSERT INTO qa.t VALUES (1, 'a'), (2, NULL), (3, NULL)"],
+        2, "2", ["UPDATE qa.t SET v = 'b'"],
+    ),
+    "unique": (
+        {"kind": "unique", "table": "qa.t", "columns": ["id"]},
+        ["CREATE TABLE qa.t (id integer)", "INSERT INTO qa.t VALUES (1), (1), (1), (2)"],
+        1, "1, 3", ["DELETE FROM qa.t WHERE ctid NOT IN (SELECT min(ctid) FROM qa.t GROUP BY id)"],
+    ),
+    "relationships": (
+        {"kind": "relationships", "table": "qa.child", "columns": ["pid"], "to_table": "qa.parent",
+         "to_columns": ["id"]},
+        ["CREATE TABLE qa.parent (id integer)", "CREATE TABLE qa.child (pid integer)",
+         "INSERT INTO qa.parent VALUES (1), (2)", "INSERT INTO qa.child VALUES (1), (2), (3), (3), (NULL)"],
+        1, "3", ["INSERT INTO qa.parent VALUES (3)"],
+    ),
+    "accepted_values": (
+        {"kind": "accepted_values", "table": "qa.t", "columns": ["v"], "values": ["a", "b"]},
+        ["CREATE TABLE qa.t (v text)", "INSERT INTO qa.t VALUES ('a'), ('b'), ('z'), ('z'), ('y')"],
+        2, "z", ["DELETE FROM qa.t WHERE v IN ('y', 'z')"],
+    ),
+    "row_count": (
+        {"kind": "row_count", "table": "qa.t", "min_rows": 3, "max_rows": 4},
+        ["CREATE TABLE qa.t (v text)", "INSERT INTO qa.t VALUES ('a'), ('b')"],
+        1, "2", ["INSERT INTO qa.t VALUES ('c')"],
+    ),
+    "freshness": (
+        {"kind": "freshness", "table": "qa.t", "columns": ["changed_at"], "max_age_hours": 2},
+        ["CREATE TABLE qa.t (changed_at timestamptz)", "INSERT INTO qa.t VALUES ('2026-10-31 21:00+00')"],
+        1, "2026-10-31 21:00:00+00:00", ["INSERT INTO qa.t VALUES ('2026-10-31 23:00+00')"],
+    ),
+    "scd2_two_current_rows": (
+        {"kind": "scd2", "table": "qa.d", "columns": ["k"]},
+        [SCD2_TABLE, CLEAN_HISTORY, "UPDATE qa.d SET is_current = true, valid_to = '9999-12-31' " + FIRST],
+        2, "1, 2026-01-01 00:00:00+00:00", ["UPDATE qa.d SET is_current = false, valid_to = '2026-02-01' " + FIRST],
+    ),
+    "scd2_gap": (
+        {"kind": "scd2", "table": "qa.d", "columns": ["k"]},
+        [SCD2_TABLE, CLEAN_HISTORY, "UPDATE qa.d SET valid_to = '2026-01-20' " + FIRST],
+        1, "1, 2026-01-01 00:00:00+00:00", ["UPDATE qa.d SET valid_to = '2026-02-01' " + FIRST],
+    ),
+    "scd2_overlap": (
+        {"kind": "scd2", "table": "qa.d", "columns": ["k"]},
+        [SCD2_TABLE, CLEAN_HISTORY, "UPDATE qa.d SET valid_to = '2026-03-01' " + FIRST],
+        1, "1, 2026-01-01 00:00:00+00:00", ["UPDATE qa.d SET valid_to = '2026-02-01' " + FIRST],
+    ),
+    "scd2_no_current_row": (
+        {"kind": "scd2", "table": "qa.d", "columns": ["k"]},
+        [SCD2_TABLE, CLEAN_HISTORY, "UPDATE qa.d SET is_current = false, valid_to = '2026-03-01' WHERE k = 2"],
+        1, "2, 2026-01-05 00:00:00+00:00", ["UPDATE qa.d SET is_current = true, valid_to = '9999-12-31' WHERE k = 2"],
+    ),
+    "scd2_empty_version": (
+        {"kind": "scd2", "table": "qa.d", "columns": ["k"]},
+        [SCD2_TABLE, CLEAN_HISTORY,
+         "INSERT INTO qa.d (k, valid_from, valid_to, is_current) VALUES (3, '2026-01-01', '2026-01-01', false), "
+         "(3, '2026-01-01', '9999-12-31', true)"],
+        1, "3, 2026-01-01 00:00:00+00:00", ["DELETE FROM qa.d WHERE k = 3 AND NOT is_current"],
+    ),
+    "custom_sql": (
+        {"kind": "custom_sql", "sql": "SELECT id FROM qa.t WHERE v = 'bad' AND changed_at < :as_of"},
+        ["CREATE TABLE qa.t (id integer, v text, changed_at timestamptz)",
+         "INSERT INTO qa.t VALUES (1, 'ok', '2026-10-01'), (2, 'bad', '2026-10-01'), (3, 'bad', '2026-12-01')"],
+        1, "2", ["UPDATE qa.t SET v = 'ok' WHERE id = 2"],
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture
+def qa(engine: sa.Engine) -> sa.Engine:
+    execute(engine, "CREATE SCHEMA qa")
+    return engine
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_kind_fails_on_crafted_data_and_passes_on_clean_data(qa: sa.Engine, case: str) -> None:
+    options, crafted, failing, sample, repair = CASES[case]
+    execute(qa, *crafted)
+    failed = check(qa, **options)
+    assert (failed.status, failed.failing_count) == ("fail", failing), failed
+    assert sample in failed.sample_keys, failed.sample_keys
+    assert failed.message == f"{failing} failing (threshold 0)"
+    execute(qa, *repair)
+    passed = check(qa, **options)
+    assert (passed.status, passed.failing_count, passed.sample_keys) == ("pass", 0, [])
+
+
+def test_a_threshold_tolerates_that_many_failing_units(qa: sa.Engine) -> None:
+    execute(qa, *CASES["not_null"][1])
+    options = CASES["not_null"][0]
+    assert check(qa, **options, threshold=2).status == "pass"
+    assert check(qa, **options, threshold=1).status == "fail"
+
+
+def test_current_only_and_changed_keys_only_limit_what_is_checked(qa: sa.Engine) -> None:
+    execute(
+        qa, SCD2_TABLE, CLEAN_HISTORY,
+        "CREATE TABLE qa.parent (id integer, is_current boolean, is_deleted boolean)",
+        "INSERT INTO qa.parent VALUES (1, true, false), (2, true, true), (3, false, false)",
+        "UPDATE qa.d SET valid_to = '2026-01-20' " + FIRST,  # a gap in key 1, written by run 1
+    )  # fmt: skip
+    relationship = {"kind": "relationships", "table": "qa.d", "columns": ["k"], "to_table": "qa.parent",
+                    "to_columns": ["id"]}  # fmt: skip
+    assert check(qa, **relationship).status == "pass"  # keys 1 and 2 exist in some version of the parent
+    live = check(qa, **relationship, to_current_only=True)
+    assert (live.failing_count, live.sample_keys) == (1, ["2"])  # parent 2 is deleted
+    assert check(qa, **relationship, to_current_only=True, current_only=True, where="k <> 2").status == "pass"
+    scd2 = {"kind": "scd2", "table": "qa.d", "columns": ["k"], "changed_keys_only": True}
+    assert check(qa, run_id=2, **scd2).status == "pass"  # run 2 wrote nothing
+    assert check(qa, run_id=1, **scd2).failing_count == 1
+
+
+def test_a_check_that_cannot_run_is_an_error_not_a_pass(qa: sa.Engine) -> None:
+    result = check(qa, kind="not_null", table="qa.missing", columns=["v"])
+    assert result.status == "error" and result.blocks_run
+    assert "qa.missing" in (result.message or "")
+    # the other checks of the same run still run (each in its own savepoint)
+    execute(qa, *CASES["row_count"][1])
+    broken = quality.parse_check("broken", {"kind": "custom_sql", "sql": "SELECT nonsense"}, "the test")
+    fine = quality.parse_check("fine", CASES["row_count"][0] | {"min_rows": 1}, "the test")
+    assert [r.status for r in quality.run_checks(qa, [broken, fine], AS_OF, 1)] == ["error", "pass"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"kind": "nonsense", "table": "t"}, "kind 'nonsense' is not one of"),
+        ({"kind": "unique", "table": "t"}, "a unique check needs columns"),
+        ({"kind": "unique", "table": "t", "columns": ["a"], "severity": "fatal"}, "severity 'fatal'"),
+        ({"kind": "unique", "table": "t", "columns": ["a"], "colums": ["b"]}, "unknown option(s) ['colums']"),
+        ({"kind": "unique", "table": "t", "columns": ["a"], "threshold": -1}, "threshold -1 must be 0 or more"),
+    ],
+)
+def test_a_bad_declaration_is_refused_with_what_is_allowed(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(QualityCheckError, match=r"quality check 'x' in f\.toml") as caught:
+        quality.parse_check("x", options, "f.toml")
+    assert message in str(caught.value)
+
+
+def test_user_checks_add_to_override_and_disable_the_built_in_ones(tmp_path: Path) -> None:
+    built_in = {c.name: c for c in quality.load_checks()}
+    assert {"status_map_coverage", "scd2_issue", "issue_freshness"} <= set(built_in)
+    user_file = tmp_path / "checks.toml"
+    user_file.write_text(
+        '[checks.issue_freshness]\nkind = "freshness"\ntable = "dim.issue"\ncolumns = ["valid_from"]\n'
+        'max_age_hours = 6\nseverity = "error"\n\n'
+        '[checks.scd2_review]\nkind = "scd2"\ntable = "dim.review"\ncolumns = ["review_id"]\nenabled = false\n\n'
+        '[checks.no_test_projects]\nkind = "custom_sql"\nsql = "SELECT project_id FROM dim.project '
+        "WHERE project_name LIKE 'TEST%'\"\n"
+    )
+    mine = {c.name: c for c in quality.load_checks(user_file)}
+    assert mine["issue_freshness"].max_age_hours == 6 and mine["issue_freshness"].severity == "error"
+    assert "scd2_review" not in mine and "no_test_projects" in mine
+    assert len(mine) == len(built_in)  # one added, one disabled
+    user_file.write_text("[checks.oops\n")
+    with pytest.raises(QualityCheckError, match="cannot read quality checks from"):
+        quality.load_checks(user_file)
+
+
+# --- through the flow --------------------------------------------------------------------------------
+
+
+def _results(engine: sa.Engine, run_id: int) -> dict[str, sa.Row[Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM ctl.data_quality_result WHERE run_id = :r"), {"r": run_id})
+        return {row.check_name: row for row in rows}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything_is_recorded(
+    upgraded: sa.Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows import demo_source
+    from flows.warehouse_flow import RunParameters, warehouse
+
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+    first = warehouse(RunParameters(as_of=AS_OF))
+    clean = _results(upgraded, first["run_id"])
+    assert len(clean) == len(quality.load_checks())
+    assert {name: r.status for name, r in clean.items() if r.severity == "error" and r.status != "pass"} == {}
+
+    execute(
+        upgraded,
+        """UPDATE dbo.acc_issues SET status = 'Frobnicated', updated_at = '2026-10-31 20:00'
+        WHERE acc_issue_id IN (SELECT acc_issue_id FROM dbo.acc_issues ORDER BY acc_issue_id LIMIT 3)""",
+    )
+    with pytest.raises(QualityGateFailed, match="status_map_coverage"):
+        warehouse(RunParameters(as_of=AS_OF + timedelta(hours=1)))
+    with upgraded.connect() as conn:
+        run = conn.execute(sa.text("SELECT run_id, status, error_text FROM ctl.run ORDER BY run_id DESC LIMIT 1")).one()
+        moved = conn.execute(
+            sa.text("SELECT count(*) FROM ctl.run_source WHERE run_id = :r AND watermark_after IS NOT NULL"),
+            {"r": run.run_id},
+        )
+        assert moved.scalar() == 4  # the loads committed, so the watermarks were settled with them
+    assert run.status == "failed" and "status_map_coverage" in run.error_text
+    failed = _results(upgraded, run.run_id)
+    assert len(failed) == len(clean)  # every check ran and was recorded, not just up to the first failure
+    coverage = failed["status_map_coverage"]
+    assert (coverage.status, coverage.severity, coverage.failing_count) == ("fail", "error", 1)
+    assert coverage.sample_keys == "ACC, Frobnicated"
+    assert _results(upgraded, first["run_id"]) == clean  # results are kept across runs
+    report = artifacts.run_report(upgraded, run.run_id)
+    assert "| status_map_coverage | error | fail | 1 | 0 | ACC, Frobnicated |" in report
+    assert f"# Warehouse run {run.run_id}: failed" in report
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        published = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifacts.ARTIFACT_KEY]))
+        )
+    assert any(f"# Warehouse run {run.run_id}: failed" in str(a.data) for a in published)
+    assert any(f"# Warehouse run {first['run_id']}: success" in str(a.data) for a in published)
+
+    from flows.cli import main
+
+    capsys.readouterr()
+    assert main(["dq"]) == 0
+    shown = capsys.readouterr().out
+    assert f"quality checks of run {run.run_id}" in shown
+    assert shown.index("status_map_coverage") < shown.index("scd2_issue")  # failures first
+    assert "failing the run: status_map_coverage" in shown
+    assert main(["dq", "--run", str(first["run_id"])]) == 0
+    assert "failing the run" not in capsys.readouterr().out
+    assert main(["dq", "--run", "999"]) == 1
