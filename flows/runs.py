@@ -81,6 +81,9 @@ def print_status(settings: Settings, limit: int = 5) -> None:
         print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")
 
 
+SAMPLE_WIDTH = 90  # characters of sample keys per line (all of them are in ctl.data_quality_result)
+
+
 def print_quality(settings: Settings, run_id: int | None = None) -> bool:
     """The quality results of one run (default: the latest run that has any). False if there are none."""
     with _engine(settings).connect() as conn:
@@ -103,8 +106,9 @@ def print_quality(settings: Settings, run_id: int | None = None) -> bool:
     print(f"quality checks of run {run_id} (checked {results[0].checked_at.isoformat()}):")
     print(f"{'check':<28} {'severity':<8} {'status':<6} {'failing':>8} {'allowed':>8}  sample")
     for r in results:
-        print(f"{r.check_name:<28} {r.severity:<8} {r.status:<6} {r.failing_count:>8,} {r.threshold:>8,}  "
-              f"{r.sample_keys or r.message or ''}")  # fmt: skip
+        detail = r.sample_keys or r.message or ""
+        detail = detail if len(detail) <= SAMPLE_WIDTH else detail[: SAMPLE_WIDTH - 3] + "..."
+        print(f"{r.check_name:<28} {r.severity:<8} {r.status:<6} {r.failing_count:>8,} {r.threshold:>8,}  {detail}")
     failed = [r for r in results if r.status != "pass"]
     blocking = [r.check_name for r in failed if r.severity == "error"]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed"

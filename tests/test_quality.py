@@ -217,6 +217,8 @@ def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything
     clean = _results(upgraded, first["run_id"])
     assert len(clean) == len(quality.load_checks())
     assert {name: r.status for name, r in clean.items() if r.severity == "error" and r.status != "pass"} == {}
+    unresolved = clean["issue_project_resolved"]  # the demo's tracker projects that match no PM project
+    assert unresolved.failing_count > 0 and not unresolved.sample_keys.startswith("?")  # not the unknown member
 
     execute(
         upgraded,
