@@ -76,6 +76,14 @@ def load_dimension(ctx: Context, source_name: str, run_id: int, as_of: datetime)
     return counts
 
 
+def load_fact(ctx: Context, procedure: str, run_id: int, as_of: datetime) -> StepCounts:
+    """Run one fact procedure: the dates it (re)computes follow from the facts and dimensions themselves."""
+    arguments = {"p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone}
+    with ctx.run_log.step(run_id, procedure) as counts, ctx.warehouse.begin() as conn:
+        _apply(counts, database.call_procedure(conn, procedure, arguments))
+    return counts
+
+
 def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
     """Keep the date dimension covering calendar_start to calendar_years_ahead past the as-of year."""
     settings = ctx.settings

@@ -7,7 +7,8 @@ the result records how many there are and a few of them as sample keys. Users ad
 override a built-in one by name (``enabled = false`` turns it off), in their own TOML file named by
 ``PMW_QUALITY_CHECKS``: no flow code changes.
 
-Kinds and their options. In every kind, ``where`` is an SQL predicate limiting the rows checked and
+Kinds and their options. In every kind, ``where`` is an SQL predicate limiting the rows checked (it
+may use ``:as_of`` and ``:run_id``, as may ``to_where`` and ``sql``) and
 ``current_only`` keeps only an SCD2 table's current, not deleted rows (``to_current_only`` does the
 same for the parent of ``relationships``); the flags are portable, a ``where`` is in your dialect.
 
@@ -140,9 +141,15 @@ def _table(name: str, *columns: str) -> sa.TableClause:
     return sa.table(table, *(sa.column(c) for c in dict.fromkeys(columns)), *flags, schema=schema or None)
 
 
-def _filter(table: Any, predicate: str | None, current_only: bool) -> list[Any]:
+def _bound(sql: str, as_of: datetime, run_id: int) -> sa.TextClause:
+    """SQL text with ``:as_of`` and ``:run_id`` bound where it uses them."""
+    values = {"as_of": as_of, "run_id": run_id}
+    return sa.text(sql).bindparams(*(sa.bindparam(name, value) for name, value in values.items() if f":{name}" in sql))
+
+
+def _filter(table: Any, predicate: str | None, current_only: bool, as_of: datetime, run_id: int) -> list[Any]:
     """A check's row filter: its SQL predicate, and (portably) an SCD2 table's current, live rows."""
-    conditions: list[Any] = [sa.text(f"({predicate})")] if predicate else []
+    conditions: list[Any] = [_bound(f"({predicate})", as_of, run_id)] if predicate else []
     if current_only:
         conditions += [table.c.is_current == sa.true(), table.c.is_deleted == sa.false()]
     return conditions
@@ -152,7 +159,7 @@ def failing_units(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any] 
     """The query returning one row per failing unit of ``check`` (its columns are the sample keys)."""
     t = _table(check.table, *check.columns, *check.sample_columns)
     cols = [t.c[c] for c in check.columns]
-    scope = _filter(t, check.where, check.current_only)
+    scope = _filter(t, check.where, check.current_only, as_of, run_id)
     if check.kind == "not_null":
         sample = [t.c[c] for c in check.sample_columns or check.columns]
         return sa.select(*sample).where(*scope, sa.or_(*(c.is_(None) for c in cols)))
@@ -162,7 +169,7 @@ def failing_units(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any] 
     if check.kind == "relationships":
         parent = _table(check.to_table or "", *check.to_columns).alias("parent")
         matches = [parent.c[p] == c for p, c in zip(check.to_columns, cols, strict=True)]
-        in_parent = _filter(parent, check.to_where, check.to_current_only)
+        in_parent = _filter(parent, check.to_where, check.to_current_only, as_of, run_id)
         exists = sa.select(sa.literal(1)).select_from(parent).where(*matches, *in_parent).exists()
         return sa.select(*cols).distinct().where(*scope, *(c.is_not(None) for c in cols), ~exists)
     if check.kind == "accepted_values":
@@ -177,19 +184,15 @@ def failing_units(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any] 
         cutoff = sa.bindparam("cutoff", as_of - timedelta(hours=check.max_age_hours or 0), sa.DateTime(timezone=True))
         return sa.select(newest.label("newest")).where(*scope).having(sa.or_(newest.is_(None), newest < cutoff))
     if check.kind == "scd2":
-        return _scd2_violations(check, run_id)
-    sql = check.sql or ""
-    bound = {"as_of": as_of, "run_id": run_id}
-    return sa.text(f"SELECT * FROM ({sql}) AS failing").bindparams(
-        *(sa.bindparam(name, value) for name, value in bound.items() if f":{name}" in sql)
-    )
+        return _scd2_violations(check, as_of, run_id)
+    return _bound(f"SELECT * FROM ({check.sql}) AS failing", as_of, run_id)
 
 
-def _scd2_violations(check: Check, run_id: int) -> sa.Select[Any]:
+def _scd2_violations(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any]:
     t = _table(check.table, *check.columns, "valid_from", "valid_to", "run_id")
     is_current = t.c.is_current
     keys = [t.c[c] for c in check.columns]
-    scope = _filter(t, check.where, current_only=False)
+    scope = _filter(t, check.where, False, as_of, run_id)
     if check.changed_keys_only:
         written = _table(check.table, *check.columns, "run_id").alias("written")
         scope.append(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from flows import artifacts, database, pipeline
 from flows.errors import QualityGateFailed
+from flows.facts import FACT_PROCEDURES
 from flows.run_log import error_text
 from flows.settings import Settings
 from flows.sources import select_sources
@@ -67,6 +68,8 @@ def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bo
 @task(name="run_procedure", task_run_name="{procedure}", **_task_options)
 def run_procedure(procedure: str, source_name: str | None, run_id: int, as_of: datetime) -> dict[str, int]:
     ctx = pipeline.Context.from_settings(Settings())
+    if procedure in FACT_PROCEDURES:
+        return pipeline.load_fact(ctx, procedure, run_id, as_of).__dict__
     if source_name is None:
         return pipeline.load_calendar(ctx, run_id, as_of).__dict__
     return pipeline.load_dimension(ctx, source_name, run_id, as_of).__dict__
@@ -99,6 +102,8 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)
         for source in sources:
             run_procedure(source.procedure, source.name, run.run_id, as_of)
+        for procedure in FACT_PROCEDURES:
+            run_procedure(procedure, None, run.run_id, as_of)
         # the loads are committed: the watermarks follow them whatever the checks find
         log.move_watermarks(run.run_id)
         failed_checks = quality_checks(run.run_id, as_of)

@@ -86,7 +86,7 @@ def test_a_second_run_with_no_source_change_writes_nothing(loaded: sa.Engine) ->
     result = run(AS_OF)
     assert result["status"] == "success"
     totals = step_totals(loaded, result["run_id"])
-    assert len(totals) == 2 * 11 + 2  # a pull and a load per source, the calendar, the quality checks
+    assert len(totals) == 2 * 11 + 3  # a pull and a load per source, the calendar, the fact, the quality checks
     assert {step: counts for step, counts in totals.items() if counts != (0, 0, 0, 0)} == {}
     assert watermarks(loaded) == before
     assert q(loaded, "SELECT status FROM ctl.run WHERE run_id = :r", r=result["run_id"]) == "success"

@@ -266,3 +266,64 @@ def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything
     assert main(["dq", "--run", str(first["run_id"])]) == 0
     assert "failing the run" not in capsys.readouterr().out
     assert main(["dq", "--run", "999"]) == 1
+
+
+# --- every built-in check, on a loaded demo warehouse -------------------------------------------------
+
+FIRST_ISSUE = "(SELECT min(issue_sk) FROM dim.issue WHERE issue_sk > 0)"
+ONE_FACT_ROW = "(snapshot_date_key, issue_key) = (SELECT snapshot_date_key, issue_key FROM fact.issue_daily LIMIT 1)"
+
+
+def _no_current_row(table: str) -> str:
+    return f"UPDATE dim.{table} SET is_current = false WHERE {table}_sk = (SELECT min({table}_sk) FROM dim.{table} WHERE {table}_sk > 0)"  # noqa: E501
+
+
+# check name: (SQL that makes clean data of the demo's deliberate gaps, or None; SQL that breaks it)
+BREAKS = {
+    **{f"scd2_{name}": (None, _no_current_row(name)) for name in (
+        "client", "project_type", "app_user", "project", "issue_category", "status_map", "priority_map", "service",
+        "review", "issue", "issue_analytics")},
+    "status_map_coverage": (None, f"UPDATE dim.issue SET raw_status = 'Frobnicated' WHERE issue_sk = {FIRST_ISSUE}"),
+    "priority_map_coverage": (
+        "UPDATE dim.issue AS i SET raw_priority = NULL WHERE NOT EXISTS (SELECT 1 FROM dim.priority_map AS m "
+        "WHERE m.source_system = i.source_system AND m.raw_priority = i.raw_priority)",
+        f"UPDATE dim.issue SET raw_priority = 'Urgent!!' WHERE issue_sk = {FIRST_ISSUE}",
+    ),
+    "issue_project_exists": (None, f"UPDATE dim.issue SET project_id = 999999 WHERE issue_sk = {FIRST_ISSUE}"),
+    "service_project_exists": (None, "UPDATE dim.service SET project_id = 999999 WHERE service_sk = 1"),
+    "review_service_exists": (None, "UPDATE dim.review SET service_id = 999999 WHERE review_sk = 1"),
+    "issue_source_system": (None, f"UPDATE dim.issue SET source_system = 'Jira' WHERE issue_sk = {FIRST_ISSUE}"),
+    "issue_project_resolved": (
+        "UPDATE dim.issue SET project_id = 1 WHERE project_id IS NULL AND issue_sk <> -1",
+        f"UPDATE dim.issue SET project_id = NULL WHERE issue_sk = {FIRST_ISSUE}",
+    ),
+    "projects_loaded": (None, "DELETE FROM dim.project WHERE project_sk <> -1"),
+    "issue_freshness": (None, "UPDATE dim.issue SET valid_from = '2000-01-01' WHERE valid_from > '2026-10-01'"),
+    "fact_issue_daily_issue": (None, f"UPDATE fact.issue_daily SET issue_sk = 999999999 WHERE {ONE_FACT_ROW}"),
+    "fact_issue_daily_project": (None, f"UPDATE fact.issue_daily SET project_sk = 999999999 WHERE {ONE_FACT_ROW}"),
+    "fact_issue_daily_status": (None, f"UPDATE fact.issue_daily SET status_map_sk = 999999 WHERE {ONE_FACT_ROW}"),
+    "fact_issue_daily_dates": (None, f"UPDATE fact.issue_daily SET created_date_key = 19000101 WHERE {ONE_FACT_ROW}"),
+    "fact_issue_daily_open_xor_closed": (None, f"UPDATE fact.issue_daily SET is_closed = is_open WHERE {ONE_FACT_ROW}"),
+}  # fmt: skip
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_every_built_in_check_passes_on_clean_data_and_fails_on_data_crafted_to_break_it(upgraded: sa.Engine) -> None:
+    from flows import demo_source
+    from flows.warehouse_flow import RunParameters, warehouse
+
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+    run_id = warehouse(RunParameters(as_of=AS_OF))["run_id"]
+    checks = quality.load_checks()
+    assert {c.name for c in checks} == set(BREAKS), "every built-in check needs a way to break it here"
+    for built_in in checks:
+        clean, breaking = BREAKS[built_in.name]
+        with upgraded.connect() as conn, conn.begin() as transaction:
+            if clean:
+                conn.exec_driver_sql(clean)
+            passed = quality.run_check(conn, built_in, AS_OF, run_id)
+            assert (passed.status, passed.failing_count) == ("pass", 0), (built_in.name, passed)
+            conn.exec_driver_sql(breaking)
+            failed = quality.run_check(conn, built_in, AS_OF, run_id)
+            assert failed.status == "fail" and failed.failing_count >= 1, (built_in.name, failed)
+            transaction.rollback()

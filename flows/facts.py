@@ -1,0 +1,9 @@
+"""The fact loads, declared as data, in load order (after every dimension).
+
+Each is a warehouse procedure taking the run id, the as-of instant and the business time zone; it
+reads only the warehouse's own dimensions, so it runs whichever sources a run pulled.
+"""
+
+from __future__ import annotations
+
+FACT_PROCEDURES: tuple[str, ...] = ("warehouse.load_fact_issue_daily",)
