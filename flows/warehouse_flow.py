@@ -1,9 +1,10 @@
 """The warehouse flow: the `prefect.yaml` entrypoint, also run by `pmw run`.
 
 One run: take the run lock (or end ``skipped``), close runs left ``running`` by a dead process,
-pull each source (a task per source), load the date dimension and each dimension (a task per
-procedure), then move the watermarks and close the run. Tasks retry with backoff on transient
-database errors only, and never cache: they write, so every call must really run.
+pull each source (a task per source), load the date dimension, each dimension and each fact (a task
+per procedure), move the watermarks, run the quality checks (a task), close the run (``failed`` if a
+check of severity error failed) and publish its report as an artifact. Tasks retry with backoff on
+transient database errors only, and never cache: they write, so every call must really run.
 """
 
 from __future__ import annotations

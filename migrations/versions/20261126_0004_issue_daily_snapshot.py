@@ -26,7 +26,6 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-ROW_HASH = sa.String(32).with_variant(sa.BigInteger(), "postgresql")
 FUNCTIONS = ("warehouse.normalize_priority",)
 PROCEDURES = ("warehouse.load_fact_issue_daily",)
 
@@ -56,7 +55,6 @@ def upgrade() -> None:
         sa.Column("is_high_priority", sa.Boolean, nullable=False),
         sa.Column("backlog_age_days", sa.Integer, nullable=True, comment="open issues only"),
         sa.Column("resolution_days", sa.Integer, nullable=True, comment="closed issues only"),
-        sa.Column("row_hash", ROW_HASH, nullable=False),
         sa.Column("run_id", sa.BigInteger, nullable=False),
         schema="fact",
         comment="one row per issue and local date while the issue exists and is not deleted",

