@@ -167,6 +167,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print()
         runs.print_demo_summary(settings, [r for r in run_ids if r is not None])
         print()
+        runs.print_mart_highlights(settings)
+        print()
         runs.print_quality(settings)
     finally:
         engine.dispose()

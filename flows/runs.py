@@ -116,6 +116,30 @@ def print_quality(settings: Settings, run_id: int | None = None) -> bool:
     return True
 
 
+def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
+    """A few lines from the marts: where the open issues pile up, and how reviews keep their dates."""
+    with _engine(settings).connect() as conn:
+        backlog = conn.execute(
+            sa.text(
+                "SELECT project_name, sum(open_issues) AS open_issues, sum(high_priority_open) AS high "
+                "FROM mart.issue_backlog_age GROUP BY project_name ORDER BY 2 DESC, 1 LIMIT :n"
+            ),
+            {"n": limit},
+        ).all()
+        reviews = conn.execute(
+            sa.text(
+                "SELECT sum(completed_on_time) AS on_time, sum(completed) AS completed, sum(overdue) AS overdue "
+                "FROM mart.review_performance"
+            )
+        ).one()
+    print("Projects with the most open issues (mart.issue_backlog_age):")
+    for row in backlog:
+        print(f"  {row.project_name:<40} {row.open_issues:>6,} open, {row.high:>5,} high priority")
+    rate = f"{reviews.on_time / reviews.completed:.0%}" if reviews.completed else "-"
+    print(f"Reviews delivered on time (mart.review_performance): {rate} of {reviews.completed or 0:,} completed; "
+          f"{reviews.overdue or 0:,} overdue now")  # fmt: skip
+
+
 def latest_run_id(settings: Settings) -> int | None:
     with _engine(settings).connect() as conn:
         value = conn.execute(sa.text("SELECT max(run_id) FROM ctl.run WHERE status <> 'skipped'")).scalar()

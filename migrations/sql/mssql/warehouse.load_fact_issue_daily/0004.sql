@@ -29,30 +29,33 @@ BEGIN
     DECLARE @first_date DATE;
     DECLARE @last_date DATE;
     DECLARE @last_run BIGINT;
-    DECLARE @last_step_run BIGINT;
     DECLARE @late_date DATE;
     DECLARE @from DATE;
 
+    -- min/max of the leading primary-key column: two index probes, whatever the fact's size
+    SELECT
+        @first_date = CONVERT(DATE, CAST(MIN(snapshot_date_key) AS CHAR(8)), 112),
+        @last_date = CONVERT(DATE, CAST(MAX(snapshot_date_key) AS CHAR(8)), 112)
+    FROM fact.issue_daily;
+    -- the last run that took a snapshot, even one that found nothing to change; without a run log
+    -- (a call outside the flow) the newest run among the last day's rows
+    SELECT @last_run = MAX(run_id)
+    FROM ctl.run_step
+    WHERE step_name = N'warehouse.load_fact_issue_daily' AND status = N'success' AND run_id < @p_run_id;
+    IF @last_run IS NULL AND @last_date IS NOT NULL
+        SELECT @last_run = MAX(run_id)
+        FROM fact.issue_daily WHERE snapshot_date_key = CAST(CONVERT(CHAR(8), @last_date, 112) AS INT);
+
+    -- durable keys for issues first seen since the last snapshot run (all of them the first time)
     INSERT INTO dim.issue_key (source_system, source_project_id, source_issue_id)
-    SELECT d.source_system, d.source_project_id, d.source_issue_id
+    SELECT DISTINCT d.source_system, d.source_project_id, d.source_issue_id
     FROM dim.issue AS d
-    WHERE d.is_current = 1 AND d.issue_sk <> -1
+    WHERE d.issue_sk <> -1 AND (@last_run IS NULL OR d.run_id > @last_run)
         AND NOT EXISTS (
             SELECT 1 FROM dim.issue_key AS k
             WHERE k.source_system = d.source_system AND k.source_project_id = d.source_project_id
                 AND k.source_issue_id = d.source_issue_id
         );
-
-    SELECT
-        @first_date = CONVERT(DATE, CAST(MIN(snapshot_date_key) AS CHAR(8)), 112),
-        @last_date = CONVERT(DATE, CAST(MAX(snapshot_date_key) AS CHAR(8)), 112),
-        @last_run = MAX(run_id)
-    FROM fact.issue_daily;
-    -- the last run that took a snapshot, even one that found nothing to change
-    SELECT @last_step_run = MAX(run_id)
-    FROM ctl.run_step
-    WHERE step_name = N'warehouse.load_fact_issue_daily' AND status = N'success' AND run_id < @p_run_id;
-    IF @last_run IS NULL OR @last_step_run > @last_run SET @last_run = @last_step_run;
 
     IF @first_date IS NULL
         SET @from = @as_of_date;

@@ -52,28 +52,30 @@ BEGIN
             USING HINT = 'Set PMW_BUSINESS_TIMEZONE to a name such as Australia/Sydney.';
     END IF;
 
+    -- min/max of the leading primary-key column: two index probes, whatever the fact's size
+    SELECT to_date(min(snapshot_date_key)::text, 'YYYYMMDD'), to_date(max(snapshot_date_key)::text, 'YYYYMMDD')
+    INTO v_first_date, v_last_date
+    FROM fact.issue_daily;
+    -- the last run that took a snapshot, even one that found nothing to change; without a run log
+    -- (a call outside the flow) the newest run among the last day's rows
+    SELECT max(run_id) INTO v_last_run
+    FROM ctl.run_step
+    WHERE step_name = 'warehouse.load_fact_issue_daily' AND status = 'success' AND run_id < p_run_id;
+    IF v_last_run IS NULL AND v_last_date IS NOT NULL THEN
+        SELECT max(run_id) INTO v_last_run
+        FROM fact.issue_daily WHERE snapshot_date_key = to_char(v_last_date, 'YYYYMMDD')::integer;
+    END IF;
+
+    -- durable keys for issues first seen since the last snapshot run (all of them the first time)
     INSERT INTO dim.issue_key (source_system, source_project_id, source_issue_id)
-    SELECT d.source_system, d.source_project_id, d.source_issue_id
+    SELECT DISTINCT d.source_system, d.source_project_id, d.source_issue_id
     FROM dim.issue AS d
-    WHERE d.is_current AND d.issue_sk <> -1
-        AND NOT EXISTS (
-            SELECT 1 FROM dim.issue_key AS k
-            WHERE k.source_system = d.source_system AND k.source_project_id = d.source_project_id
-                AND k.source_issue_id = d.source_issue_id
-        );
+    WHERE d.issue_sk <> -1 AND (v_last_run IS NULL OR d.run_id > v_last_run)
+    ON CONFLICT DO NOTHING;  -- an index probe per key: no plan depends on the table's (stale) statistics
     GET DIAGNOSTICS v_new_keys = ROW_COUNT;
     IF v_new_keys > 1000 THEN
         ANALYZE dim.issue_key;  -- the snapshot joins it: give the planner its new size
     END IF;
-
-    SELECT min(to_date(snapshot_date_key::text, 'YYYYMMDD')), max(to_date(snapshot_date_key::text, 'YYYYMMDD')),
-        max(run_id)
-    INTO v_first_date, v_last_date, v_last_run
-    FROM fact.issue_daily;
-    -- the last run that took a snapshot, even one that found nothing to change
-    SELECT GREATEST(max(run_id), v_last_run) INTO v_last_run
-    FROM ctl.run_step
-    WHERE step_name = 'warehouse.load_fact_issue_daily' AND status = 'success' AND run_id < p_run_id;
 
     IF v_first_date IS NULL THEN
         v_full_from := v_as_of_date;  -- the series starts at the first snapshot run's as-of date
