@@ -71,6 +71,7 @@ BEGIN
     SELECT DISTINCT d.source_system, d.source_project_id, d.source_issue_id
     FROM dim.issue AS d
     WHERE d.issue_sk <> -1 AND (v_last_run IS NULL OR d.run_id > v_last_run)
+    ORDER BY 1, 2, 3  -- in key order the unique index grows at its right edge
     ON CONFLICT DO NOTHING;  -- an index probe per key: no plan depends on the table's (stale) statistics
     GET DIAGNOSTICS v_new_keys = ROW_COUNT;
     IF v_new_keys > 1000 THEN
@@ -99,8 +100,11 @@ BEGIN
         RETURN;  -- nothing happened since the last snapshot of this date
     END IF;
 
-    DROP TABLE IF EXISTS pg_temp.snapshot, pg_temp.snapshot_day, pg_temp.changed_issue;
+    DROP TABLE IF EXISTS pg_temp.snapshot, pg_temp.snapshot_day, pg_temp.changed_issue, pg_temp.alive;
     CREATE TEMP TABLE snapshot (LIKE fact.issue_daily) ON COMMIT DROP;
+    CREATE TEMP TABLE alive ON COMMIT DROP AS
+    SELECT 0::bigint AS issue_key, issue_sk, source_system, project_id, raw_status, raw_priority, created_at, closed_at
+    FROM dim.issue WITH NO DATA;
     CREATE TEMP TABLE snapshot_day (snapshot_date_key integer PRIMARY KEY, all_issues boolean NOT NULL)
         ON COMMIT DROP;
     CREATE TEMP TABLE changed_issue ON COMMIT DROP AS
@@ -119,6 +123,22 @@ BEGIN
         v_at := LEAST(((v_day + 1)::timestamp AT TIME ZONE p_time_zone) - interval '1 microsecond', p_as_of);
         v_all_issues := v_day >= COALESCE(v_full_from, 'infinity');
         INSERT INTO pg_temp.snapshot_day VALUES (to_char(v_day, 'YYYYMMDD')::integer, v_all_issues);
+
+        -- The issue versions alive at the instant, with their durable keys, land in a table of their own
+        -- first: the planner cannot estimate a join on three text columns (it expects one row, then
+        -- nests loops over a million), but it can size an analysed table.
+        TRUNCATE pg_temp.alive;
+        INSERT INTO pg_temp.alive
+        SELECT k.issue_key, v.issue_sk, v.source_system, v.project_id, v.raw_status, v.raw_priority, v.created_at,
+            v.closed_at
+        FROM dim.issue AS v
+        JOIN dim.issue_key AS k
+            ON k.source_system = v.source_system AND k.source_project_id = v.source_project_id
+            AND k.source_issue_id = v.source_issue_id
+        WHERE v.valid_from <= v_at AND v.valid_to > v_at AND NOT v.is_deleted AND v.issue_sk <> -1
+            AND (v_all_issues OR k.issue_key IN (SELECT issue_key FROM pg_temp.changed_issue));
+        ANALYZE pg_temp.alive;
+
         INSERT INTO pg_temp.snapshot (
             snapshot_date_key, issue_key, issue_sk, project_sk, status_map_sk, created_date_key, priority, is_open,
             is_closed, is_high_priority, backlog_age_days, resolution_days, run_id
@@ -141,7 +161,7 @@ BEGIN
 
         resolved AS (
             SELECT
-                k.issue_key,
+                v.issue_key,
                 v.issue_sk,
                 CASE WHEN v.project_id IS NULL THEN -1 ELSE COALESCE(p.project_sk, fp.project_sk, -1) END AS project_sk,
                 COALESCE(s.status_map_sk, -1) AS status_map_sk,
@@ -150,10 +170,7 @@ BEGIN
                 COALESCE(cd.date_key, -1) AS created_date_key,
                 (v.closed_at AT TIME ZONE p_time_zone)::date AS closed_date,
                 po.priority
-            FROM dim.issue AS v
-            JOIN dim.issue_key AS k
-                ON k.source_system = v.source_system AND k.source_project_id = v.source_project_id
-                AND k.source_issue_id = v.source_issue_id
+            FROM pg_temp.alive AS v
             LEFT JOIN dim.project AS p ON p.project_id = v.project_id AND p.valid_from <= v_at AND p.valid_to > v_at
             LEFT JOIN first_project AS fp ON fp.project_id = v.project_id
             LEFT JOIN dim.date AS cd ON cd.full_date = (v.created_at AT TIME ZONE p_time_zone)::date
@@ -161,8 +178,6 @@ BEGIN
                 ON s.source_system = v.source_system AND s.raw_status = v.raw_status
                 AND s.valid_from <= v_at AND s.valid_to > v_at AND NOT s.is_deleted
             LEFT JOIN priority_of AS po ON po.source_system = v.source_system AND po.raw_priority = v.raw_priority
-            WHERE v.valid_from <= v_at AND v.valid_to > v_at AND NOT v.is_deleted AND v.issue_sk <> -1
-                AND (v_all_issues OR k.issue_key IN (SELECT issue_key FROM pg_temp.changed_issue))
         ),
 
         measured AS (
@@ -221,7 +236,8 @@ BEGIN
     WHERE NOT EXISTS (
         SELECT 1 FROM fact.issue_daily AS f
         WHERE f.snapshot_date_key = s.snapshot_date_key AND f.issue_key = s.issue_key
-    );
+    )
+    ORDER BY s.snapshot_date_key, s.issue_key;  -- in primary-key order: the index grows at its right edge
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
 END;
 $$;
