@@ -233,11 +233,10 @@ BEGIN
         s.snapshot_date_key, s.issue_key, s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority,
         s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, p_run_id
     FROM pg_temp.snapshot AS s
-    WHERE NOT EXISTS (
-        SELECT 1 FROM fact.issue_daily AS f
-        WHERE f.snapshot_date_key = s.snapshot_date_key AND f.issue_key = s.issue_key
-    )
-    ORDER BY s.snapshot_date_key, s.issue_key;  -- in primary-key order: the index grows at its right edge
+    ORDER BY s.snapshot_date_key, s.issue_key  -- in primary-key order: the index grows at its right edge
+    -- rows already there were updated above; ON CONFLICT, not NOT EXISTS: an anti-join planned against a
+    -- table that was empty at its last ANALYZE rescans it for every row it inserts
+    ON CONFLICT (snapshot_date_key, issue_key) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
 END;
 $$;

@@ -88,7 +88,9 @@ BEGIN
         n.cycle_no, n.status, n.is_completed, n.is_cancelled, n.is_deleted, n.is_overdue, n.days_overdue,
         n.planned_vs_actual_days, n.weight_factor, to_char(v_as_of_date, 'YYYYMMDD')::integer, p_run_id
     FROM pg_temp.review_now AS n
-    WHERE NOT EXISTS (SELECT 1 FROM fact.review AS f WHERE f.review_id = n.review_id);
+    -- rows already there were updated above; ON CONFLICT, not NOT EXISTS: an anti-join planned against a
+    -- table that was empty at its last ANALYZE rescans it for every row it inserts
+    ON CONFLICT (review_id) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
 END;
 $$;
