@@ -6,4 +6,8 @@ reads only the warehouse's own dimensions, so it runs whichever sources a run pu
 
 from __future__ import annotations
 
-FACT_PROCEDURES: tuple[str, ...] = ("warehouse.load_fact_issue_daily", "warehouse.load_fact_review")
+FACT_PROCEDURES: tuple[str, ...] = (
+    "warehouse.load_fact_issue_daily",  # first: it assigns the durable issue keys the events use
+    "warehouse.load_fact_issue_event",
+    "warehouse.load_fact_review",
+)

@@ -7,7 +7,7 @@ the assertions read only their rows. Business time zone Australia/Sydney: UTC+10
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +169,61 @@ def test_skipped_days_late_data_and_reruns(source: sa.Engine) -> None:
         days = conn.execute(sa.text("SELECT count(DISTINCT snapshot_date_key) FROM fact.issue_daily")).scalar()
     assert duplicates == 0 and days == 3
     assert first["status"] == second["status"] == "success"
+
+
+def events(engine: sa.Engine, issue: str) -> list[tuple[str, str, int, str | None, str | None]]:
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(
+                """SELECT e.event_type, to_char(e.event_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), e.event_date_key,
+                    e.from_status, e.to_status
+                FROM fact.issue_event AS e JOIN dim.issue_key AS k ON k.issue_key = e.issue_key
+                WHERE k.source_project_id = 'qa-proj' AND k.source_issue_id = :i ORDER BY e.event_at, e.event_type"""
+            ),
+            {"i": issue},
+        )
+        return [tuple(row) for row in found]
+
+
+def event_counts(engine: sa.Engine, run_id: int) -> tuple[int, int]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT rows_inserted, rows_deleted FROM ctl.run_step "
+                "WHERE run_id = :r AND step_name = 'warehouse.load_fact_issue_event'"
+            ),
+            {"r": run_id},
+        ).one()
+        return row.rows_inserted, row.rows_deleted
+
+
+def test_issue_events_follow_the_history_and_are_timed_from_the_source(source: sa.Engine) -> None:
+    warehouse(RunParameters(as_of=NOV_1))
+    # first seen already closed or deleted: the event at the source's own time; dates in Sydney
+    assert events(source, "i3-closed") == [
+        ("created", "2026-10-01 01:00", 20261001, None, "closed"),
+        ("closed", "2026-10-11 01:00", 20261011, None, "closed"),
+    ]
+    assert events(source, "i5-deleted")[-1] == ("deleted", "2026-10-31 20:00", 20261101, None, "open")
+    assert events(source, "i1-boundary") == [("created", "2026-10-31 13:30", 20261101, None, "open")]
+
+    change(source, "i2-old-open", status="closed", closed_at="2026-11-01 22:00", updated_at="2026-11-01 22:00")
+    second = warehouse(RunParameters(as_of=NOV_3))
+    assert events(source, "i2-old-open") == [
+        ("created", "2026-10-20 02:00", 20261020, None, "open"),
+        ("closed", "2026-11-01 22:00", 20261102, "open", "closed"),
+        ("status_change", "2026-11-01 22:00", 20261102, "open", "closed"),
+    ]
+    assert event_counts(source, second["run_id"]) == (2, 0)  # only i2's new events; i2's creation kept
+
+    change(source, "i2-old-open", status="pending", updated_at="2026-11-02 05:00")  # reopened (ACC 'pending')
+    change(source, "i4-unmapped", is_deleted=True, deleted_at="2026-11-02 06:00", updated_at="2026-11-02 06:00")
+    third = warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
+    assert events(source, "i2-old-open")[-2:] == [
+        ("reopened", "2026-11-02 05:00", 20261102, "closed", "pending"),
+        ("status_change", "2026-11-02 05:00", 20261102, "closed", "pending"),
+    ]
+    assert events(source, "i4-unmapped")[-1] == ("deleted", "2026-11-02 06:00", 20261102, "Frobnicated", "Frobnicated")
+    assert event_counts(source, third["run_id"]) == (3, 0)
+    again = warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
+    assert event_counts(source, again["run_id"]) == (0, 0)

@@ -304,6 +304,9 @@ BREAKS = {
     "fact_issue_daily_status": (None, f"UPDATE fact.issue_daily SET status_map_sk = 999999 WHERE {ONE_FACT_ROW}"),
     "fact_issue_daily_dates": (None, f"UPDATE fact.issue_daily SET created_date_key = 19000101 WHERE {ONE_FACT_ROW}"),
     "fact_issue_daily_open_xor_closed": (None, f"UPDATE fact.issue_daily SET is_closed = is_open WHERE {ONE_FACT_ROW}"),
+    "fact_issue_event_issue": (
+        None, "UPDATE fact.issue_event SET issue_sk = 999999999 WHERE issue_key = (SELECT min(issue_key) "
+        "FROM fact.issue_event)"),
     "fact_review_review": (None, "UPDATE fact.review SET review_sk = 999999999 WHERE review_id = 1"),
     "fact_review_overdue_rule": (
         None, "UPDATE fact.review SET is_overdue = true, is_completed = true WHERE review_id = 1"),
