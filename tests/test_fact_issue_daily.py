@@ -64,17 +64,14 @@ def measures(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def fact_counts(engine: sa.Engine, run_id: int) -> tuple[int, int, int]:
     with engine.connect() as conn:
-        return (
-            conn.execute(
-                sa.text(
-                    "SELECT rows_inserted, rows_updated, rows_deleted FROM ctl.run_step "
-                    "WHERE run_id = :r AND step_name = 'warehouse.load_fact_issue_daily'"
-                ),
-                {"r": run_id},
-            )
-            .one()
-            ._tuple()
-        )
+        inserted, updated, deleted = conn.execute(
+            sa.text(
+                "SELECT rows_inserted, rows_updated, rows_deleted FROM ctl.run_step "
+                "WHERE run_id = :r AND step_name = 'warehouse.load_fact_issue_daily'"
+            ),
+            {"r": run_id},
+        ).one()
+        return inserted, updated, deleted
 
 
 @pytest.fixture
