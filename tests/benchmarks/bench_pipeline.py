@@ -1,5 +1,7 @@
 """Pipeline benchmark: initial load, a one-day-delta run and a no-op run, per step, plus COPY floors.
 
+Every step is reported: pulls, dimensions, facts and the quality checks, with rows read and written.
+
 Usage: python tests/benchmarks/bench_pipeline.py [SCALE ...]     (default: 1 100; 100 = 1,000,000 issues)
 
 For each scale, on a fresh database of the embedded server (or PMW_TEST_DATABASE_URL's server): seed
@@ -40,13 +42,16 @@ def run(as_of: datetime) -> int:
     return int(result["run_id"])
 
 
-def steps(engine: sa.Engine, run_id: int) -> list[tuple[str, float, int]]:
+def steps(engine: sa.Engine, run_id: int) -> list[tuple[str, float, int, int]]:
+    """Per step: name, seconds, rows read, rows written (inserted, updated, closed or deleted)."""
     with engine.connect() as conn:
         return [
-            (r.step_name, r.duration_ms / 1000, r.rows_read)
+            (r.step_name, r.duration_ms / 1000, r.rows_read, r.written)
             for r in conn.execute(
                 sa.text(
-                    "SELECT step_name, duration_ms, rows_read FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
+                    "SELECT step_name, duration_ms, rows_read, "
+                    "rows_inserted + rows_updated + rows_closed + rows_deleted AS written "
+                    "FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
                 ),
                 {"r": run_id},
             )
@@ -77,15 +82,17 @@ def copy_floor(engine: sa.Engine, staging_table: str) -> tuple[int, float]:
         raw.close()
 
 
-def print_run(title: str, rows: list[tuple[str, float, int]]) -> None:
+def print_run(title: str, rows: list[tuple[str, float, int, int]]) -> None:
     print(f"\n{title}")
-    print(f"  {'step':<38} {'seconds':>8} {'rows':>10} {'rows/s':>11}")
-    for name, seconds, count in rows:
-        rate = f"{count / seconds:>11,.0f}" if seconds > 0 else f"{'-':>11}"
-        print(f"  {name:<38} {seconds:>8.3f} {count:>10,} {rate}")
-    dims = sum(s for n, s, _ in rows if n.startswith("warehouse.load_dim_") and n != "warehouse.load_dim_date")
-    print(f"  {'total database work':<38} {sum(s for _, s, _ in rows):>8.3f}")
+    print(f"  {'step':<38} {'seconds':>8} {'read':>10} {'read/s':>11} {'written':>10} {'written/s':>11}")
+    for name, seconds, read, written in rows:
+        rates = [f"{count / seconds:>11,.0f}" if seconds > 0 else f"{'-':>11}" for count in (read, written)]
+        print(f"  {name:<38} {seconds:>8.3f} {read:>10,} {rates[0]} {written:>10,} {rates[1]}")
+    dims = sum(r[1] for r in rows if r[0].startswith("warehouse.load_dim_") and r[0] != "warehouse.load_dim_date")
+    facts = sum(r[1] for r in rows if r[0].startswith("warehouse.load_fact_"))
+    print(f"  {'total database work':<38} {sum(r[1] for r in rows):>8.3f}")
     print(f"  {'dimension steps (without date)':<38} {dims:>8.3f}")
+    print(f"  {'fact steps':<38} {facts:>8.3f}")
 
 
 def bench(scale: int, admin: sa.engine.URL) -> None:
@@ -107,7 +114,7 @@ def bench(scale: int, admin: sa.engine.URL) -> None:
         print_run("no-op", noop_steps)
         print("\ninitial load of each dimension against its COPY floor")
         print(f"  {'procedure':<38} {'staged':>10} {'COPY s':>8} {'load s':>8} {'ratio':>6}")
-        loads = {name: seconds for name, seconds, _ in initial_steps}
+        loads = {step[0]: step[1] for step in initial_steps}
         for procedure, (rows, floor) in floors.items():
             ratio = loads[procedure] / floor if floor > 0 else float("nan")
             print(f"  {procedure:<38} {rows:>10,} {floor:>8.3f} {loads[procedure]:>8.3f} {ratio:>6.1f}")
