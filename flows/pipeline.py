@@ -77,7 +77,7 @@ def load_dimension(ctx: Context, source_name: str, run_id: int, as_of: datetime)
 
 
 def load_fact(ctx: Context, procedure: str, run_id: int, as_of: datetime) -> StepCounts:
-    """Run one fact procedure: the dates it (re)computes follow from the facts and dimensions themselves."""
+    """Run one fact or bridge procedure: what it (re)computes follows from the warehouse's own tables."""
     arguments = {"p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone}
     with ctx.run_log.step(run_id, procedure) as counts, ctx.warehouse.begin() as conn:
         _apply(counts, database.call_procedure(conn, procedure, arguments))

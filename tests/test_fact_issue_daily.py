@@ -224,3 +224,49 @@ def test_issue_events_follow_the_history_and_are_timed_from_the_source(source: s
     assert event_counts(source, third["run_id"]) == (3, 0)
     again = warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
     assert event_counts(source, again["run_id"]) == (0, 0)
+
+
+def bridge(engine: sa.Engine, issue: str) -> dict[str, tuple[int, bool]]:
+    """role -> (category id, whether it points at the category's current version)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(
+                """SELECT b.category_role, b.category_id, c.category_id = b.category_id AND c.is_current AS current
+                FROM brg.issue_category AS b JOIN dim.issue_key AS k ON k.issue_key = b.issue_key
+                JOIN dim.issue_category AS c ON c.issue_category_sk = b.issue_category_sk
+                WHERE k.source_project_id = 'qa-proj' AND k.source_issue_id = :i"""
+            ),
+            {"i": issue},
+        )
+        return {row.category_role: (row.category_id, row.current) for row in found}
+
+
+def test_issue_category_bridge_follows_the_current_analytics(source: sa.Engine) -> None:
+    first_of_level = sa.text('SELECT min(category_id) FROM dbo."IssueCategories" WHERE category_level = :n')
+    with source.connect() as conn:
+        level = {n: conn.execute(first_of_level, {"n": n}).scalar() for n in (1, 2, 3)}
+    execute(
+        source,
+        """INSERT INTO dbo."ProcessedIssues" (source, source_issue_id, discipline_category_id, primary_category_id,
+            processed_at) VALUES ('ACC', 'i1-boundary', :d, :p, '2026-11-01 08:00')""",
+        d=level[1], p=level[2],
+    )  # fmt: skip
+    warehouse(RunParameters(as_of=NOV_1))
+    assert bridge(source, "i1-boundary") == {"discipline": (level[1], True), "primary": (level[2], True)}
+
+    execute(
+        source,
+        """UPDATE dbo."ProcessedIssues" SET primary_category_id = :p, secondary_category_id = :s,
+            processed_at = '2026-11-02 08:00', processing_version = 2 WHERE source_issue_id = 'i1-boundary'""",
+        p=level[3], s=level[2],
+    )  # fmt: skip
+    second = warehouse(RunParameters(as_of=NOV_3))
+    assert bridge(source, "i1-boundary") == {
+        "discipline": (level[1], True), "primary": (level[3], True), "secondary": (level[2], True),
+    }  # fmt: skip
+    with source.connect() as conn:
+        inserted, deleted = conn.execute(
+            sa.text("SELECT rows_inserted, rows_deleted FROM ctl.run_step WHERE run_id = :r "
+                    "AND step_name = 'warehouse.load_brg_issue_category'"), {"r": second["run_id"]},
+        ).one()  # fmt: skip
+    assert (inserted, deleted) == (2, 1)  # only i1 changed: its primary replaced, its secondary added

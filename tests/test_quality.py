@@ -307,6 +307,9 @@ BREAKS = {
     "fact_issue_event_issue": (
         None, "UPDATE fact.issue_event SET issue_sk = 999999999 WHERE issue_key = (SELECT min(issue_key) "
         "FROM fact.issue_event)"),
+    "brg_issue_category_category": (
+        None, "UPDATE brg.issue_category SET issue_category_sk = 999999 WHERE issue_key = (SELECT min(issue_key) "
+        "FROM brg.issue_category)"),
     "fact_review_review": (None, "UPDATE fact.review SET review_sk = 999999999 WHERE review_id = 1"),
     "fact_review_overdue_rule": (
         None, "UPDATE fact.review SET is_overdue = true, is_completed = true WHERE review_id = 1"),

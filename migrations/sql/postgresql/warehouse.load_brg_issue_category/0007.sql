@@ -1,0 +1,74 @@
+-- warehouse.load_brg_issue_category
+-- Purpose:    the issue <-> category bridge: for each issue with text analytics, one row per role
+--             (discipline, primary, secondary) naming the category the current analytics give it, with the
+--             category's current dim.issue_category version (-1 when the id is unknown to the dimension).
+--             Analytics are matched to issues by (source system, tracker issue id): ProcessedIssues has no
+--             project (source-contract.md: an issue has at most one analytics row).
+--             Incremental: the rows of issues whose analytics changed since the last bridge run are
+--             replaced; a role whose category became NULL loses its row.
+-- Parameters: p_run_id; p_as_of, p_time_zone (unused; the common fact signature).
+--             rows_inserted, rows_deleted (INOUT, leave out): counts for the run log.
+-- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category, ctl.run_step. Writes: brg.issue_category.
+CREATE OR REPLACE PROCEDURE warehouse.load_brg_issue_category(
+    p_run_id bigint,
+    p_as_of timestamptz,
+    p_time_zone text,
+    INOUT rows_inserted bigint DEFAULT 0,
+    INOUT rows_deleted bigint DEFAULT 0
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_last_run bigint;
+BEGIN
+    SELECT max(run_id) INTO v_last_run
+    FROM ctl.run_step
+    WHERE step_name = 'warehouse.load_brg_issue_category' AND status = 'success' AND run_id < p_run_id;
+
+    DROP TABLE IF EXISTS pg_temp.bridge_new;
+    CREATE TEMP TABLE bridge_new ON COMMIT DROP AS
+    WITH changed AS (
+        SELECT a.source_system, a.source_issue_id, a.discipline_category_id, a.primary_category_id,
+            a.secondary_category_id, a.is_deleted
+        FROM dim.issue_analytics AS a
+        WHERE a.is_current AND a.issue_analytics_sk <> -1 AND (v_last_run IS NULL OR a.run_id > v_last_run)
+    ),
+
+    roles AS (
+        SELECT c.source_system, c.source_issue_id, r.category_role, r.category_id
+        FROM changed AS c
+        CROSS JOIN LATERAL (
+            VALUES ('discipline', c.discipline_category_id), ('primary', c.primary_category_id),
+                ('secondary', c.secondary_category_id)
+        ) AS r (category_role, category_id)
+        WHERE NOT c.is_deleted
+    )
+
+    SELECT k.issue_key, c.source_system, c.source_issue_id, r.category_role::varchar(12) AS category_role,
+        r.category_id, COALESCE(cat.issue_category_sk, -1) AS issue_category_sk
+    FROM changed AS c
+    JOIN dim.issue_key AS k ON k.source_system = c.source_system AND k.source_issue_id = c.source_issue_id
+    LEFT JOIN roles AS r
+        ON r.source_system = c.source_system AND r.source_issue_id = c.source_issue_id AND r.category_id IS NOT NULL
+    LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current;
+    ANALYZE pg_temp.bridge_new;
+
+    DELETE FROM brg.issue_category AS b
+    USING (SELECT DISTINCT issue_key FROM pg_temp.bridge_new) AS c
+    WHERE b.issue_key = c.issue_key
+        AND NOT EXISTS (
+            SELECT 1 FROM pg_temp.bridge_new AS n
+            WHERE n.issue_key = b.issue_key AND n.category_role = b.category_role AND n.category_id = b.category_id
+                AND n.issue_category_sk = b.issue_category_sk
+        );
+    GET DIAGNOSTICS rows_deleted = ROW_COUNT;
+
+    INSERT INTO brg.issue_category (issue_key, category_role, category_id, issue_category_sk, run_id)
+    SELECT issue_key, category_role, category_id, issue_category_sk, p_run_id
+    FROM pg_temp.bridge_new
+    WHERE category_role IS NOT NULL
+    ORDER BY issue_key, category_role
+    ON CONFLICT (issue_key, category_role) DO NOTHING;
+    GET DIAGNOSTICS rows_inserted = ROW_COUNT;
+END;
+$$;
