@@ -11,4 +11,5 @@ FACT_PROCEDURES: tuple[str, ...] = (
     "warehouse.load_fact_issue_event",
     "warehouse.load_brg_issue_category",
     "warehouse.load_fact_review",
+    "warehouse.load_fact_service_monthly",
 )

@@ -157,3 +157,45 @@ def test_backlog_age_buckets_and_daily_trend(source: sa.Engine) -> None:
         {"priority": "Medium", "issues": 7, "open_issues": 7, "closed_issues": 0, "opened_today": 1,
          "avg_open_age_days": Decimal("36.7")},  # (0 + 7 + 8 + 30 + 31 + 90 + 91) / 7
     ]  # fmt: skip
+
+
+def service_months(engine: sa.Engine) -> dict[int, dict[str, Any]]:
+    found = rows(engine, """SELECT month_date_key, agreed_fee, progress_pct, earned_value, claimed, variance,
+        reviews_total, reviews_completed, reviews_overdue, run_id FROM fact.service_monthly WHERE service_id = :p""",
+        p=PROJECT)  # fmt: skip
+    return {row.pop("month_date_key"): row for row in found}
+
+
+def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine) -> None:
+    execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 123.45 WHERE service_id = :p', p=PROJECT)
+    with source.connect() as conn:  # progress is the source's own (a trigger derives it from the reviews)
+        progress = conn.execute(
+            sa.text('SELECT progress_pct FROM dbo."ProjectServices" WHERE service_id = :p'), {"p": PROJECT}
+        ).scalar_one()
+    first = warehouse(RunParameters(as_of=NOV_1))
+    earned = (Decimal("1000") * progress / 100).quantize(Decimal("0.01"))
+    november = service_months(source)[20261101]
+    assert november == {
+        "agreed_fee": Decimal("1000.00"), "progress_pct": progress, "earned_value": earned,
+        "claimed": Decimal("123.45"),  # claimed_to_date, not the lump sum (NULL here) nor the agreed fee
+        "variance": earned - Decimal("123.45"), "reviews_total": 5, "reviews_completed": 2, "reviews_overdue": 2,
+        "run_id": first["run_id"],
+    }  # fmt: skip
+
+    # December: a new claim. November has ended and no late data reaches it: its row stays as it was
+    execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 500 WHERE service_id = :p', p=PROJECT)
+    december_run = warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    months = service_months(source)
+    assert months[20261101] == november
+    assert months[20261201]["claimed"] == Decimal("500.00")
+    assert months[20261201]["variance"] == earned - Decimal("500.00")
+    assert months[20261201]["reviews_overdue"] == 3  # review 3 (planned 5 November) is now overdue too
+    assert months[20261201]["run_id"] == december_run["run_id"]
+    again = warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    assert service_months(source) == months
+    with source.connect() as conn:
+        written = conn.execute(
+            sa.text("SELECT rows_inserted + rows_updated + rows_deleted FROM ctl.run_step WHERE run_id = :r "
+                    "AND step_name = 'warehouse.load_fact_service_monthly'"), {"r": again["run_id"]},
+        ).scalar_one()  # fmt: skip
+    assert written == 0

@@ -310,6 +310,12 @@ BREAKS = {
     "brg_issue_category_category": (
         None, "UPDATE brg.issue_category SET issue_category_sk = 999999 WHERE issue_key = (SELECT min(issue_key) "
         "FROM brg.issue_category)"),
+    "fact_service_monthly_service": (
+        None, "UPDATE fact.service_monthly SET service_sk = 999999999 WHERE service_id = (SELECT min(service_id) "
+        "FROM fact.service_monthly)"),
+    "fact_service_monthly_variance": (
+        None, "UPDATE fact.service_monthly SET variance = variance + 1 WHERE service_id = (SELECT min(service_id) "
+        "FROM fact.service_monthly)"),
     "fact_review_review": (None, "UPDATE fact.review SET review_sk = 999999999 WHERE review_id = 1"),
     "fact_review_overdue_rule": (
         None, "UPDATE fact.review SET is_overdue = true, is_completed = true WHERE review_id = 1"),
