@@ -12,4 +12,5 @@ FACT_PROCEDURES: tuple[str, ...] = (
     "warehouse.load_brg_issue_category",
     "warehouse.load_fact_review",
     "warehouse.load_fact_service_monthly",
+    "warehouse.load_fact_project_monthly",  # last: it aggregates the daily and service snapshots
 )

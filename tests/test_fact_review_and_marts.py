@@ -182,16 +182,23 @@ def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine
         "run_id": first["run_id"],
     }  # fmt: skip
 
-    # December: a new claim. November has ended and no late data reaches it: its row stays as it was
+    # December: a new claim. November has ended: it is taken once more for its end-of-month state (review 3,
+    # planned for 5 November, was overdue by then), and the claim stamped in December stays out of it
     execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 500 WHERE service_id = :p', p=PROJECT)
     december_run = warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
     months = service_months(source)
-    assert months[20261101] == november
+    assert months[20261101] == {**november, "reviews_overdue": 3, "run_id": december_run["run_id"]}
     assert months[20261201]["claimed"] == Decimal("500.00")
     assert months[20261201]["variance"] == earned - Decimal("500.00")
-    assert months[20261201]["reviews_overdue"] == 3  # review 3 (planned 5 November) is now overdue too
+    assert months[20261201]["reviews_overdue"] == 3
     assert months[20261201]["run_id"] == december_run["run_id"]
-    again = warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    # another December change: the ended November is left alone (no late data reaches it)
+    execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 600 WHERE service_id = :p', p=PROJECT)
+    warehouse(RunParameters(as_of=datetime(2026, 12, 2, 12, tzinfo=UTC)))
+    months = service_months(source)
+    assert months[20261101] == {**november, "reviews_overdue": 3, "run_id": december_run["run_id"]}
+    assert months[20261201]["claimed"] == Decimal("600.00")
+    again = warehouse(RunParameters(as_of=datetime(2026, 12, 2, 12, tzinfo=UTC)))
     assert service_months(source) == months
     with source.connect() as conn:
         written = conn.execute(
@@ -199,3 +206,48 @@ def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine
                     "AND step_name = 'warehouse.load_fact_service_monthly'"), {"r": again["run_id"]},
         ).scalar_one()  # fmt: skip
     assert written == 0
+
+
+def project_months(engine: sa.Engine) -> dict[int, dict[str, Any]]:
+    found = rows(engine, """SELECT month_date_key, issues_total, issues_open, issues_closed, high_priority_open,
+        avg_resolution_days, reviews_total, reviews_completed, reviews_overdue, services_in_progress,
+        services_completed, earned_value, claimed, variance, run_id FROM fact.project_monthly WHERE project_id = :p""",
+        p=PROJECT)  # fmt: skip
+    return {row.pop("month_date_key"): row for row in found}
+
+
+def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) -> None:
+    first = warehouse(RunParameters(as_of=NOV_1))
+    november = project_months(source)[20261101]
+    service = service_months(source)[20261101]
+    assert {k: v for k, v in november.items() if k not in ("earned_value", "claimed", "variance", "run_id")} == {
+        "issues_total": 8, "issues_open": 8, "issues_closed": 0, "high_priority_open": 1, "avg_resolution_days": None,
+        "reviews_total": 5, "reviews_completed": 2, "reviews_overdue": 2, "services_in_progress": 1,
+        "services_completed": 0,
+    }  # fmt: skip
+    assert (november["earned_value"], november["claimed"], november["variance"]) == (
+        service["earned_value"], service["claimed"], service["variance"])  # fmt: skip
+    assert november["run_id"] == first["run_id"]
+
+    # 2 December: the missed November days are filled, so November now holds its end-of-month state
+    warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    months = project_months(source)
+    assert set(months) == {20261101, 20261201}
+    assert months[20261101]["reviews_overdue"] == 3  # review 3 (planned 5 November) was overdue at the month's end
+
+    # a late import: the 8-day-old issue was closed on 20 November (local), stamped then, arriving on 3 December
+    execute(source, """UPDATE dbo.acc_issues SET status = 'closed', closed_at = '2026-11-20 01:00',
+        updated_at = '2026-11-20 01:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-8'""")  # fmt: skip
+    late = warehouse(RunParameters(as_of=datetime(2026, 12, 3, tzinfo=UTC)))
+    after = project_months(source)
+    assert (after[20261101]["issues_open"], after[20261101]["issues_closed"]) == (7, 1)
+    assert after[20261101]["avg_resolution_days"] == Decimal("27.0")  # created 24 October, closed 20 November
+    assert after[20261101]["run_id"] == late["run_id"]
+
+    # an edit stamped in December leaves the ended November alone
+    execute(source, """UPDATE dbo.acc_issues SET priority = 'Blocker', updated_at = '2026-12-03 01:00'
+        WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-0'""")  # fmt: skip
+    warehouse(RunParameters(as_of=datetime(2026, 12, 4, tzinfo=UTC)))
+    final = project_months(source)
+    assert final[20261101] == after[20261101]
+    assert final[20261201]["high_priority_open"] == 2

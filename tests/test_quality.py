@@ -316,6 +316,9 @@ BREAKS = {
     "fact_service_monthly_variance": (
         None, "UPDATE fact.service_monthly SET variance = variance + 1 WHERE service_id = (SELECT min(service_id) "
         "FROM fact.service_monthly)"),
+    "fact_project_monthly_counts": (
+        None, "UPDATE fact.project_monthly SET issues_open = issues_open + 1 "
+        "WHERE project_id = (SELECT min(project_id) FROM fact.project_monthly)"),
     "fact_review_review": (None, "UPDATE fact.review SET review_sk = 999999999 WHERE review_id = 1"),
     "fact_review_overdue_rule": (
         None, "UPDATE fact.review SET is_overdue = true, is_completed = true WHERE review_id = 1"),

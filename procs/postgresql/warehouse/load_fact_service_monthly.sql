@@ -6,11 +6,12 @@
 --             reviews then: total (not cancelled, not deleted), completed, overdue at that date.
 --             Months computed: the first run's month starts the series; later runs compute the months from
 --             the earliest month a service, review or project version written since the last run starts in
---             (late data) and any month since the last one computed, up to the as-of month. A month that has
---             ended is therefore recomputed only when late data for it arrives. Identical rows are left alone.
+--             (late data) and any month since the last one computed, up to the as-of month; the last month
+--             computed is taken once more after it ends, for its end-of-month state. A month that has ended
+--             is otherwise recomputed only when late data for it arrives. Identical rows are left alone.
 -- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA).
 --             rows_inserted, rows_updated, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.service, dim.review, dim.project, ctl.run_step. Writes: fact.service_monthly.
+-- Reads:      dim.service, dim.review, dim.project, ctl.run_step, ctl.run. Writes: fact.service_monthly.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_service_monthly(
     p_run_id bigint,
     p_as_of timestamptz,
@@ -26,6 +27,7 @@ DECLARE
     v_first_month date;
     v_last_month date;
     v_last_run bigint;
+    v_last_as_of timestamptz;
     v_late_month date;
     v_from date;
     v_month date;
@@ -48,6 +50,13 @@ BEGIN
             UNION ALL SELECT valid_from FROM dim.project WHERE v_last_run IS NULL OR run_id > v_last_run
         ) AS changed;
         v_from := GREATEST(v_first_month, LEAST((v_last_month + interval '1 month')::date, v_late_month));
+        -- the last month computed before it ended gets its end-of-month state once (overdue counts move
+        -- with the date, not only with new versions)
+        SELECT as_of_at INTO v_last_as_of FROM ctl.run WHERE run_id = v_last_run;
+        IF v_last_month < v_as_of_month AND (v_last_as_of IS NULL
+            OR v_last_as_of < ((v_last_month + interval '1 month')::timestamp AT TIME ZONE p_time_zone)) THEN
+            v_from := LEAST(v_from, v_last_month);
+        END IF;
     END IF;
     IF v_from IS NULL OR v_from > v_as_of_month THEN
         RETURN;  -- nothing happened since the last snapshot of these months

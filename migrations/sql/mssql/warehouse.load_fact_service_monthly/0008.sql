@@ -3,12 +3,13 @@
 --             month) with the state at the end of the month in the business time zone, or at the as-of
 --             instant for the current month: earned value = agreed_fee x progress_pct / 100, claimed =
 --             claimed_to_date, variance = earned value - claimed (DECIMAL(18,2)), quantities, and the
---             service's reviews then (total without cancelled, completed, overdue). An ended month is
---             recomputed only when a version written since the last run starts in it (late data).
+--             service's reviews then (total without cancelled, completed, overdue). The last month computed
+--             is taken once more after it ends; an ended month is otherwise recomputed only when a version
+--             written since the last run starts in it (late data).
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info); the months come from dim.date.
 -- Parameters: @p_run_id; @p_as_of; @p_time_zone.
 -- Returns:    one row (rows_inserted, rows_updated, rows_deleted) for the run log.
--- Reads:      dim.service, dim.review, dim.project, dim.date, ctl.run_step. Writes: fact.service_monthly.
+-- Reads:      dim.service, dim.review, dim.project, dim.date, ctl.run_step, ctl.run. Writes: fact.service_monthly.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_service_monthly
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
@@ -26,6 +27,7 @@ BEGIN
     DECLARE @first_month DATE;
     DECLARE @last_month DATE;
     DECLARE @last_run BIGINT;
+    DECLARE @last_as_of DATETIMEOFFSET;
     DECLARE @late_date DATE;
     DECLARE @from DATE;
 
@@ -54,6 +56,12 @@ BEGIN
             ) AS c (v)
         );
         IF @from < @first_month SET @from = @first_month;
+        -- the last month computed before it ended gets its end-of-month state once
+        SELECT @last_as_of = as_of_at FROM ctl.run WHERE run_id = @last_run;
+        IF @last_month < @as_of_month AND (@last_as_of IS NULL
+            OR @last_as_of < CAST(DATEADD(MONTH, 1, @last_month) AS DATETIME2) AT TIME ZONE @p_time_zone)
+            AND (@from IS NULL OR @last_month < @from)
+            SET @from = @last_month;
     END;
     IF @from IS NULL OR @from > @as_of_month
     BEGIN
