@@ -117,7 +117,7 @@ def print_quality(settings: Settings, run_id: int | None = None) -> bool:
 
 
 def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
-    """A few lines from the marts: where the open issues pile up, and how reviews keep their dates."""
+    """A few lines from the marts: open issues, review punctuality, and fee variances."""
     with _engine(settings).connect() as conn:
         backlog = conn.execute(
             sa.text(
@@ -132,12 +132,24 @@ def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
                 "FROM mart.review_performance"
             )
         ).one()
+        variances = conn.execute(
+            sa.text(
+                "SELECT project_name, service_code, earned_value, claimed, variance FROM mart.service_financials "
+                "WHERE month = (SELECT max(month) FROM mart.service_financials) "
+                "ORDER BY abs(variance) DESC, project_name LIMIT :n"
+            ),
+            {"n": limit},
+        ).all()
     print("Projects with the most open issues (mart.issue_backlog_age):")
     for row in backlog:
         print(f"  {row.project_name:<40} {row.open_issues:>6,} open, {row.high:>5,} high priority")
     rate = f"{reviews.on_time / reviews.completed:.0%}" if reviews.completed else "-"
     print(f"Reviews delivered on time (mart.review_performance): {rate} of {reviews.completed or 0:,} completed; "
           f"{reviews.overdue or 0:,} overdue now")  # fmt: skip
+    print("Largest fee variances this month, earned - claimed (mart.service_financials):")
+    for row in variances:
+        print(f"  {row.project_name:<40} {row.service_code:<8} earned {row.earned_value:>12,.2f} "
+              f"claimed {row.claimed:>12,.2f} variance {row.variance:>12,.2f}")  # fmt: skip
 
 
 def latest_run_id(settings: Settings) -> int | None:

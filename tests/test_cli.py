@@ -32,7 +32,7 @@ def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monke
         for line in ("start the embedded PostgreSQL server", "seed the demo source", "upgrade the warehouse to head",
                      "run the warehouse flow", "advance the source one day", "run the warehouse flow again",
                      "dbo.vw_ProjectManagement_AllIssues", "current rows", "psql or a BI tool",
-                     "Projects with the most open issues", "Reviews delivered on time",
+                     "Projects with the most open issues", "Reviews delivered on time", "Largest fee variances",
                      "quality checks of run"):  # fmt: skip
             assert line in result.stdout
         status = embedded.status(home)

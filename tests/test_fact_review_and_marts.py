@@ -182,6 +182,12 @@ def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine
         "run_id": first["run_id"],
     }  # fmt: skip
 
+    shown = rows(source, """SELECT project_name, service_code, earned_value, claimed, variance, reviews_overdue
+        FROM mart.service_financials WHERE service_id = :p AND month = '2026-11-01'""", p=PROJECT)  # fmt: skip
+    assert shown == [{"project_name": "QA Review Project", "service_code": "QA", "earned_value": earned,
+                      "claimed": Decimal("123.45"), "variance": earned - Decimal("123.45"),
+                      "reviews_overdue": 2}]  # fmt: skip
+
     # December: a new claim. November has ended: it is taken once more for its end-of-month state (review 3,
     # planned for 5 November, was overdue by then), and the claim stamped in December stays out of it
     execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 500 WHERE service_id = :p', p=PROJECT)

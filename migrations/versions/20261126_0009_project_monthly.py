@@ -1,8 +1,10 @@
-"""Project KPIs per month, built from the daily issue snapshot and the service monthly snapshot.
+"""Project KPIs per month, built from the daily issue snapshot and the service monthly snapshot; the
+service financials mart.
 
 Why: "how is each project doing this month" needs issues, reviews, services and money side by side.
 ``fact.project_monthly`` holds one row per (month, project), loaded by ``warehouse.load_fact_project_monthly``
 from the other facts (one rule set per number); a month is recomputed when this run wrote its snapshots.
+``mart.service_financials`` shows earned value against claimed per service and month.
 Risk: new objects only. Downgrade drops them with their data.
 
 Revision ID: 0009
@@ -23,6 +25,7 @@ branch_labels = None
 depends_on = None
 
 PROCEDURES = ("warehouse.load_fact_project_monthly",)
+VIEWS = ("mart.service_financials",)
 MONEY = sa.Numeric(18, 2)
 COUNTS = (
     "issues_total", "issues_open", "issues_closed", "high_priority_open", "reviews_total", "reviews_completed",
@@ -45,11 +48,13 @@ def upgrade() -> None:
         schema="fact",
         comment="project KPIs: one row per project and month",
     )
-    for qualified in PROCEDURES:
+    for qualified in PROCEDURES + VIEWS:
         apply_version(qualified, revision)
 
 
 def downgrade() -> None:
+    for qualified in VIEWS:
+        revert_version(qualified, revision, kind="view")
     for qualified in PROCEDURES:
         revert_version(qualified, revision, kind="procedure")
     op.drop_table("project_monthly", schema="fact")
