@@ -23,35 +23,26 @@ BEGIN
     FROM ctl.run_step
     WHERE step_name = N'warehouse.load_brg_issue_category' AND status = N'success' AND run_id < @p_run_id;
 
-    WITH changed AS (
-        SELECT a.source_system, a.source_issue_id, a.discipline_category_id, a.primary_category_id,
-            a.secondary_category_id, a.is_deleted
-        FROM dim.issue_analytics AS a
-        WHERE a.is_current = 1 AND a.issue_analytics_sk <> -1 AND (@last_run IS NULL OR a.run_id > @last_run)
-    ),
+    SELECT k.issue_key, a.is_deleted, a.discipline_category_id, a.primary_category_id, a.secondary_category_id
+    INTO #bridge_issue
+    FROM dim.issue_analytics AS a
+    INNER JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
+    WHERE a.is_current = 1 AND a.issue_analytics_sk <> -1 AND (@last_run IS NULL OR a.run_id > @last_run);
 
-    roles AS (
-        SELECT c.source_system, c.source_issue_id, r.category_role, r.category_id
-        FROM changed AS c
-        CROSS APPLY (
-            VALUES (N'discipline', c.discipline_category_id), (N'primary', c.primary_category_id),
-                (N'secondary', c.secondary_category_id)
-        ) AS r (category_role, category_id)
-        WHERE c.is_deleted = 0
-    )
-
-    SELECT k.issue_key, CAST(r.category_role AS NVARCHAR(12)) AS category_role, r.category_id,
+    SELECT b.issue_key, CAST(r.category_role AS NVARCHAR(12)) AS category_role, r.category_id,
         COALESCE(cat.issue_category_sk, -1) AS issue_category_sk
     INTO #bridge_new
-    FROM changed AS c
-    INNER JOIN dim.issue_key AS k ON k.source_system = c.source_system AND k.source_issue_id = c.source_issue_id
-    LEFT JOIN roles AS r
-        ON r.source_system = c.source_system AND r.source_issue_id = c.source_issue_id AND r.category_id IS NOT NULL
-    LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current = 1;
+    FROM #bridge_issue AS b
+    CROSS APPLY (
+        VALUES (N'discipline', b.discipline_category_id), (N'primary', b.primary_category_id),
+            (N'secondary', b.secondary_category_id)
+    ) AS r (category_role, category_id)
+    LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current = 1
+    WHERE b.is_deleted = 0 AND r.category_id IS NOT NULL;
 
     DELETE b
     FROM brg.issue_category AS b
-    WHERE b.issue_key IN (SELECT issue_key FROM #bridge_new)
+    WHERE b.issue_key IN (SELECT issue_key FROM #bridge_issue)
         AND NOT EXISTS (
             SELECT 1 FROM #bridge_new AS n
             WHERE n.issue_key = b.issue_key AND n.category_role = b.category_role AND n.category_id = b.category_id
@@ -62,8 +53,7 @@ BEGIN
     INSERT INTO brg.issue_category (issue_key, category_role, category_id, issue_category_sk, run_id)
     SELECT DISTINCT n.issue_key, n.category_role, n.category_id, n.issue_category_sk, @p_run_id
     FROM #bridge_new AS n
-    WHERE n.category_role IS NOT NULL
-        AND NOT EXISTS (
+    WHERE NOT EXISTS (
             SELECT 1 FROM brg.issue_category AS b
             WHERE b.issue_key = n.issue_key AND b.category_role = n.category_role
         );

@@ -25,36 +25,29 @@ BEGIN
     FROM ctl.run_step
     WHERE step_name = 'warehouse.load_brg_issue_category' AND status = 'success' AND run_id < p_run_id;
 
-    DROP TABLE IF EXISTS pg_temp.bridge_new;
+    DROP TABLE IF EXISTS pg_temp.bridge_issue, pg_temp.bridge_new;
+    -- the issues whose analytics changed (deleted ones included: they lose their rows), with their keys
+    CREATE TEMP TABLE bridge_issue ON COMMIT DROP AS
+    SELECT k.issue_key, a.is_deleted, a.discipline_category_id, a.primary_category_id, a.secondary_category_id
+    FROM dim.issue_analytics AS a
+    JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
+    WHERE a.is_current AND a.issue_analytics_sk <> -1 AND (v_last_run IS NULL OR a.run_id > v_last_run);
+    ANALYZE pg_temp.bridge_issue;  -- a two-text-column join leaves the planner guessing its size
+
     CREATE TEMP TABLE bridge_new ON COMMIT DROP AS
-    WITH changed AS (
-        SELECT a.source_system, a.source_issue_id, a.discipline_category_id, a.primary_category_id,
-            a.secondary_category_id, a.is_deleted
-        FROM dim.issue_analytics AS a
-        WHERE a.is_current AND a.issue_analytics_sk <> -1 AND (v_last_run IS NULL OR a.run_id > v_last_run)
-    ),
-
-    roles AS (
-        SELECT c.source_system, c.source_issue_id, r.category_role, r.category_id
-        FROM changed AS c
-        CROSS JOIN LATERAL (
-            VALUES ('discipline', c.discipline_category_id), ('primary', c.primary_category_id),
-                ('secondary', c.secondary_category_id)
-        ) AS r (category_role, category_id)
-        WHERE NOT c.is_deleted
-    )
-
-    SELECT k.issue_key, c.source_system, c.source_issue_id, r.category_role::varchar(12) AS category_role,
-        r.category_id, COALESCE(cat.issue_category_sk, -1) AS issue_category_sk
-    FROM changed AS c
-    JOIN dim.issue_key AS k ON k.source_system = c.source_system AND k.source_issue_id = c.source_issue_id
-    LEFT JOIN roles AS r
-        ON r.source_system = c.source_system AND r.source_issue_id = c.source_issue_id AND r.category_id IS NOT NULL
-    LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current;
+    SELECT b.issue_key, r.category_role::varchar(12) AS category_role, r.category_id,
+        COALESCE(cat.issue_category_sk, -1) AS issue_category_sk
+    FROM pg_temp.bridge_issue AS b
+    CROSS JOIN LATERAL (
+        VALUES ('discipline', b.discipline_category_id), ('primary', b.primary_category_id),
+            ('secondary', b.secondary_category_id)
+    ) AS r (category_role, category_id)
+    LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current
+    WHERE NOT b.is_deleted AND r.category_id IS NOT NULL;
     ANALYZE pg_temp.bridge_new;
 
     DELETE FROM brg.issue_category AS b
-    USING (SELECT DISTINCT issue_key FROM pg_temp.bridge_new) AS c
+    USING pg_temp.bridge_issue AS c
     WHERE b.issue_key = c.issue_key
         AND NOT EXISTS (
             SELECT 1 FROM pg_temp.bridge_new AS n
@@ -66,7 +59,6 @@ BEGIN
     INSERT INTO brg.issue_category (issue_key, category_role, category_id, issue_category_sk, run_id)
     SELECT issue_key, category_role, category_id, issue_category_sk, p_run_id
     FROM pg_temp.bridge_new
-    WHERE category_role IS NOT NULL
     ORDER BY issue_key, category_role
     ON CONFLICT (issue_key, category_role) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
