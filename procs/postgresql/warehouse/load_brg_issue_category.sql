@@ -62,5 +62,10 @@ BEGIN
     ORDER BY issue_key, category_role
     ON CONFLICT (issue_key, category_role) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
+    IF rows_inserted > 10000 THEN
+        -- a first load: statistics taken while the table was empty would make the next run's joins
+        -- against it nested loops over every row
+        ANALYZE brg.issue_category;
+    END IF;
 END;
 $$;

@@ -119,5 +119,10 @@ BEGIN
     ORDER BY issue_key, event_at
     ON CONFLICT (issue_key, event_type, event_at) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
+    IF rows_inserted > 10000 THEN
+        -- a first load: statistics taken while the table was empty would make the next run's joins
+        -- against it nested loops over every row
+        ANALYZE fact.issue_event;
+    END IF;
 END;
 $$;

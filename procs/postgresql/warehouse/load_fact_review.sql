@@ -92,5 +92,10 @@ BEGIN
     -- table that was empty at its last ANALYZE rescans it for every row it inserts
     ON CONFLICT (review_id) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
+    IF rows_inserted > 10000 THEN
+        -- a first load: statistics taken while the table was empty would make the next run's joins
+        -- against it nested loops over every row
+        ANALYZE fact.review;
+    END IF;
 END;
 $$;

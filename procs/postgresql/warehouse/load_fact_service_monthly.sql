@@ -143,5 +143,10 @@ BEGIN
     ORDER BY month_date_key, service_id
     ON CONFLICT (month_date_key, service_id) DO NOTHING;
     GET DIAGNOSTICS rows_inserted = ROW_COUNT;
+    IF rows_inserted > 10000 THEN
+        -- a first load: statistics taken while the table was empty would make the next run's joins
+        -- against it nested loops over every row
+        ANALYZE fact.service_monthly;
+    END IF;
 END;
 $$;
