@@ -38,6 +38,9 @@ def upgrade() -> None:
         schema="brg",
         comment="issue to category, one row per issue and role, from the current text analytics",
     )
+    # analytics know an issue by (source system, tracker issue id) only: without this index a small delta
+    # probes the (system, project, issue) key index by its first column, a full scan per changed issue
+    op.create_index(op.f("ix_issue_key_source_issue_id"), "issue_key", ["source_issue_id"], schema="dim")
     for qualified in PROCEDURES:
         apply_version(qualified, revision)
 
@@ -46,3 +49,4 @@ def downgrade() -> None:
     for qualified in PROCEDURES:
         revert_version(qualified, revision, kind="procedure")
     op.drop_table("issue_category", schema="brg")
+    op.drop_index(op.f("ix_issue_key_source_issue_id"), table_name="issue_key", schema="dim")
