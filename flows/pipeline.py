@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from flows import database, extract, quality
+from flows.facts import SETTING_ARGUMENTS
 from flows.run_log import RunLog, StepCounts
 from flows.settings import Settings
 from flows.sources import SOURCES_BY_NAME
@@ -79,6 +80,8 @@ def load_dimension(ctx: Context, source_name: str, run_id: int, as_of: datetime)
 def load_fact(ctx: Context, procedure: str, run_id: int, as_of: datetime) -> StepCounts:
     """Run one fact or bridge procedure: what it (re)computes follows from the warehouse's own tables."""
     arguments = {"p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone}
+    for parameter, setting in SETTING_ARGUMENTS.get(procedure, {}).items():
+        arguments[parameter] = getattr(ctx.settings, setting)
     with ctx.run_log.step(run_id, procedure) as counts, ctx.warehouse.begin() as conn:
         _apply(counts, database.call_procedure(conn, procedure, arguments))
     return counts

@@ -117,7 +117,7 @@ def print_quality(settings: Settings, run_id: int | None = None) -> bool:
 
 
 def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
-    """A few lines from the marts: open issues, review punctuality, and fee variances."""
+    """A few lines from the marts: open issues, review punctuality, fee variances, what needs attention."""
     with _engine(settings).connect() as conn:
         backlog = conn.execute(
             sa.text(
@@ -140,6 +140,12 @@ def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
             ),
             {"n": limit},
         ).all()
+        attention = conn.execute(
+            sa.text(
+                "SELECT attention, count(*) AS projects FROM mart.project_scorecard WHERE attention IS NOT NULL "
+                "GROUP BY attention ORDER BY 2 DESC, 1"
+            )
+        ).all()
     print("Projects with the most open issues (mart.issue_backlog_age):")
     for row in backlog:
         print(f"  {row.project_name:<40} {row.open_issues:>6,} open, {row.high:>5,} high priority")
@@ -150,6 +156,8 @@ def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
     for row in variances:
         print(f"  {row.project_name:<40} {row.service_code:<8} earned {row.earned_value:>12,.2f} "
               f"claimed {row.claimed:>12,.2f} variance {row.variance:>12,.2f}")  # fmt: skip
+    needing = ", ".join(f"{row.projects:,} with {row.attention}" for row in attention) or "none"
+    print(f"Projects needing attention this month (mart.project_scorecard): {needing}")
 
 
 def latest_run_id(settings: Settings) -> int | None:

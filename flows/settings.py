@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     )
     calendar_start: date = Field(default=date(2000, 1, 1), description="First day of the date dimension.")
     calendar_years_ahead: int = Field(default=5, ge=0, le=100, description="Years past the as-of date to load.")
+    review_issue_window_days: int = Field(
+        default=14,
+        ge=1,
+        le=366,
+        description="Length of a review's window in days, ending on its date (issued, else due, else planned): "
+        "the review <-> issue bridge links the issues of its project opened or closed within it.",
+    )
     quality_checks: Path | None = Field(
         default=None,
         description="A TOML file of your own data-quality checks, added to (or overriding by name) the built-in "

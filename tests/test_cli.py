@@ -33,6 +33,7 @@ def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monke
                      "run the warehouse flow", "advance the source one day", "run the warehouse flow again",
                      "dbo.vw_ProjectManagement_AllIssues", "current rows", "psql or a BI tool",
                      "Projects with the most open issues", "Reviews delivered on time", "Largest fee variances",
+                     "Projects needing attention this month",
                      "quality checks of run"):  # fmt: skip
             assert line in result.stdout
         status = embedded.status(home)

@@ -250,6 +250,16 @@ def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) ->
     assert after[20261101]["avg_resolution_days"] == Decimal("27.0")  # created 24 October, closed 20 November
     assert after[20261101]["run_id"] == late["run_id"]
 
+    # a late deletion: the 7-day-old issue was deleted on 25 November (local), arriving on 3 December. It
+    # removes November's daily rows without writing any; November is recomputed all the same
+    execute(source, """UPDATE dbo.acc_issues SET is_deleted = TRUE, deleted_at = '2026-11-25 01:00',
+        updated_at = '2026-11-25 01:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-7'""")  # fmt: skip
+    deleted = warehouse(RunParameters(as_of=datetime(2026, 12, 3, 6, tzinfo=UTC)))
+    after = project_months(source)
+    assert (after[20261101]["issues_total"], after[20261101]["issues_open"]) == (7, 6)
+    assert after[20261101]["run_id"] == deleted["run_id"]
+    assert after[20261201]["issues_total"] == 7
+
     # an edit stamped in December leaves the ended November alone
     execute(source, """UPDATE dbo.acc_issues SET priority = 'Blocker', updated_at = '2026-12-03 01:00'
         WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-0'""")  # fmt: skip
@@ -257,3 +267,145 @@ def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) ->
     final = project_months(source)
     assert final[20261101] == after[20261101]
     assert final[20261201]["high_priority_open"] == 2
+
+
+def test_project_overview_and_scorecard(source: sa.Engine) -> None:
+    warehouse(RunParameters(as_of=NOV_1))
+    # December: one issue closed and a claim ahead of progress
+    execute(source, """UPDATE dbo.acc_issues SET status = 'closed', closed_at = '2026-12-01 09:00',
+        updated_at = '2026-12-01 09:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-30'""")  # fmt: skip
+    execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 900 WHERE service_id = :p', p=PROJECT)
+    warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    months = project_months(source)
+
+    overview = rows(source, """SELECT month, fiscal_year, fiscal_quarter, fiscal_month, project_name, issues_open,
+        reviews_overdue, earned_value, claimed, variance FROM mart.project_overview WHERE project_id = :p
+        ORDER BY month""", p=PROJECT)  # fmt: skip
+    # the fiscal year starts in July and is labelled by the year it ends in: November 2026 is month 5 of FY2027
+    assert [(o["month"], o["fiscal_year"], o["fiscal_quarter"], o["fiscal_month"]) for o in overview] == [
+        (date(2026, 11, 1), 2027, 2, 5), (date(2026, 12, 1), 2027, 2, 6),
+    ]  # fmt: skip
+    assert [o["issues_open"] for o in overview] == [months[20261101]["issues_open"], 7]
+    assert overview[1]["claimed"] == Decimal("900.00")
+
+    card = rows(source, """SELECT month, fiscal_year, project_name, issues_open, issues_open_change, reviews_total,
+        reviews_completed, review_completion_rate, reviews_overdue, variance, variance_change, attention
+        FROM mart.project_scorecard WHERE project_id = :p""", p=PROJECT)  # fmt: skip
+    earned = months[20261201]["earned_value"]
+    assert card == [{
+        "month": date(2026, 12, 1), "fiscal_year": 2027, "project_name": "QA Review Project", "issues_open": 7,
+        "issues_open_change": 7 - months[20261101]["issues_open"], "reviews_total": 5, "reviews_completed": 2,
+        "review_completion_rate": Decimal("0.400"), "reviews_overdue": 3, "variance": earned - Decimal("900.00"),
+        "variance_change": (earned - Decimal("900.00")) - months[20261101]["variance"],
+        "attention": "overdue reviews",
+    }]  # fmt: skip
+    with source.connect() as conn:
+        listed, current = conn.execute(sa.text(
+            "SELECT (SELECT count(*) FROM mart.project_scorecard), (SELECT count(*) FROM dim.project "
+            "WHERE is_current AND NOT is_deleted AND project_sk <> -1)")).one()  # fmt: skip
+    assert listed == current  # one row per live project
+
+
+def review_events(engine: sa.Engine) -> set[tuple[Any, ...]]:
+    found = rows(engine, """SELECT review_id - :base AS r, event_type, event_at, event_date_key, from_value, to_value
+        FROM fact.review_event WHERE review_id > :base""", base=PROJECT * 10)  # fmt: skip
+    return {tuple(row.values()) for row in found}
+
+
+def written(engine: sa.Engine, run_id: int, step: str) -> int:
+    found = rows(engine, """SELECT rows_inserted + rows_updated + rows_deleted AS n FROM ctl.run_step
+        WHERE run_id = :r AND step_name = :s""", r=run_id, s=step)  # fmt: skip
+    return int(found[0]["n"])
+
+
+def test_review_events_follow_each_change(source: sa.Engine) -> None:
+    warehouse(RunParameters(as_of=NOV_1))
+    # reviews have no change column: events are timed when a run first sees them, except issued
+    issued_4 = datetime(2026, 10, 14, 12, 30, tzinfo=UTC)  # 23:30 local (AEDT, +11)
+    issued_5 = datetime(2026, 10, 12, 13, 30, tzinfo=UTC)  # 00:30 local on 13 October
+    first = {
+        (1, "planned", NOV_1, 20261101, None, "2026-10-25"),
+        (2, "planned", NOV_1, 20261101, None, "2026-10-20"),
+        (3, "planned", NOV_1, 20261101, None, "2026-11-05"),
+        (4, "planned", NOV_1, 20261101, None, "2026-10-15"),
+        (4, "completed", issued_4, 20261014, None, "completed"),
+        (4, "issued", issued_4, 20261014, None, "2026-10-14T12:30:00Z"),
+        (5, "planned", NOV_1, 20261101, None, "2026-10-12"),
+        (5, "completed", issued_5, 20261013, None, "report_issued"),
+        (5, "issued", issued_5, 20261013, None, "2026-10-12T13:30:00Z"),
+        (6, "planned", NOV_1, 20261101, None, "2026-10-01"),
+        (6, "cancelled", NOV_1, 20261101, None, "cancelled"),
+    }
+    assert review_events(source) == first
+
+    # review 1 issued on 2 November 09:00 local; review 2 given a due date; review 4 reopened; review 5 deleted
+    execute(source, """UPDATE dbo."ServiceReviews" SET status = 'completed', actual_issued_at = '2026-11-02 09:00'
+        WHERE review_id = :r""", r=PROJECT * 10 + 1)  # fmt: skip
+    execute(
+        source, "UPDATE dbo.\"ServiceReviews\" SET due_date = '2026-11-10' WHERE review_id = :r", r=PROJECT * 10 + 2
+    )
+    execute(source, "UPDATE dbo.\"ServiceReviews\" SET status = 'in_progress' WHERE review_id = :r", r=PROJECT * 10 + 4)
+    execute(source, 'DELETE FROM dbo."ServiceReviews" WHERE review_id = :r', r=PROJECT * 10 + 5)
+    later = warehouse(RunParameters(as_of=NOV_3))
+    issued_1 = datetime(2026, 11, 1, 22, tzinfo=UTC)
+    assert review_events(source) - first == {
+        (1, "status_change", NOV_3, 20261103, "planned", "completed"),
+        (1, "completed", issued_1, 20261102, "planned", "completed"),
+        (1, "issued", issued_1, 20261102, None, "2026-11-01T22:00:00Z"),
+        (2, "rescheduled", NOV_3, 20261103, "2026-10-20", "2026-11-10"),
+        (4, "status_change", NOV_3, 20261103, "completed", "in_progress"),
+        (4, "reopened", NOV_3, 20261103, "completed", "in_progress"),
+        (5, "deleted", NOV_3, 20261103, "report_issued", "report_issued"),
+    }  # fmt: skip
+    assert first <= review_events(source)  # earlier events stay as they were
+    assert written(source, later["run_id"], "warehouse.load_fact_review_event") >= 7
+    again = warehouse(RunParameters(as_of=NOV_3))
+    assert written(source, again["run_id"], "warehouse.load_fact_review_event") == 0
+
+
+def bridge(engine: sa.Engine) -> set[tuple[int, str, str, int]]:
+    found = rows(engine, """SELECT b.review_id - :base AS r, k.source_issue_id, b.activity, b.window_days
+        FROM brg.review_issue AS b JOIN dim.issue_key AS k ON k.issue_key = b.issue_key
+        WHERE b.review_id > :base""", base=PROJECT * 10)  # fmt: skip
+    return {tuple(row.values()) for row in found}  # type: ignore[misc]
+
+
+def test_review_issue_bridge_links_issues_in_the_window(source: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    warehouse(RunParameters(as_of=NOV_1))
+    # local creation dates: age-0 1 Nov, age-7 25 Oct, age-8 24 Oct, age-30 2 Oct, age-31 1 Oct; 14-day windows
+    # end on the issued date, else due, else planned: review 1 12-25 Oct, 2 7-20 Oct, 3 23 Oct-5 Nov,
+    # 4 1-14 Oct (issued 14 Oct), 5 30 Sep-13 Oct (issued 13 Oct); 6 is cancelled
+    opened = {
+        (1, "age-7"), (1, "age-8"), (3, "age-0"), (3, "age-7"), (3, "age-8"), (4, "age-30"), (4, "age-31"),
+        (5, "age-30"), (5, "age-31"),
+    }  # fmt: skip
+    assert bridge(source) == {(r, i, "opened", 14) for r, i in opened}
+
+    # age-0 is closed on 2 November (local): inside review 3's window
+    execute(source, """UPDATE dbo.acc_issues SET status = 'closed', closed_at = '2026-11-01 21:00',
+        updated_at = '2026-11-01 21:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-0'""")  # fmt: skip
+    closed = warehouse(RunParameters(as_of=NOV_3))
+    assert bridge(source) == {(r, i, "opened", 14) for r, i in opened} | {(3, "age-0", "closed", 14)}
+    assert step_counts(source, closed["run_id"], "warehouse.load_brg_review_issue")[0] >= 1
+    again = warehouse(RunParameters(as_of=NOV_3))
+    assert written(source, again["run_id"], "warehouse.load_brg_review_issue") == 0
+
+    # a 30-day window re-derives every review: review 2 (7 Sep... 20 Oct) now reaches age-30 and age-31
+    monkeypatch.setenv("PMW_REVIEW_ISSUE_WINDOW_DAYS", "30")
+    warehouse(RunParameters(as_of=NOV_3))
+    wider = bridge(source)
+    assert {(r, i) for r, i, activity, days in wider if activity == "opened"} >= opened | {(2, "age-30"), (2, "age-31")}
+    assert {days for *_, days in wider} == {30}
+    with source.connect() as conn:
+        stale = conn.execute(sa.text("SELECT count(*) FROM brg.review_issue WHERE window_days <> 30")).scalar_one()
+    assert stale == 0
+
+
+def test_a_window_length_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from flows.settings import Settings
+
+    monkeypatch.setenv("PMW_REVIEW_ISSUE_WINDOW_DAYS", "0")
+    with pytest.raises(ValidationError, match="review_issue_window_days"):
+        Settings()

@@ -310,6 +310,12 @@ BREAKS = {
     "brg_issue_category_category": (
         None, "UPDATE brg.issue_category SET issue_category_sk = 999999 WHERE issue_key = (SELECT min(issue_key) "
         "FROM brg.issue_category)"),
+    "fact_review_event_review": (
+        None, "UPDATE fact.review_event SET review_sk = 999999999 WHERE review_id = (SELECT min(review_id) "
+        "FROM fact.review_event)"),
+    "brg_review_issue_issue": (
+        None, "UPDATE brg.review_issue SET issue_key = 999999999 WHERE (review_id, issue_key) = (SELECT review_id, "
+        "issue_key FROM brg.review_issue ORDER BY review_id, issue_key LIMIT 1)"),
     "fact_service_monthly_service": (
         None, "UPDATE fact.service_monthly SET service_sk = 999999999 WHERE service_id = (SELECT min(service_id) "
         "FROM fact.service_monthly)"),

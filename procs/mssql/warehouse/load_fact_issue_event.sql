@@ -2,6 +2,7 @@
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time
 --             (same rules as the PostgreSQL version): created, status_change, closed, reopened, deleted;
 --             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at.
+--             Each event carries the PM project of the issue version it comes from (NULL: unresolved).
 --             The events of every issue with a version written since the last events run are derived
 --             again from its whole history and replace the stored ones; other issues are not touched.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
@@ -19,11 +20,7 @@ BEGIN
 
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
-    DECLARE @last_run BIGINT;
-
-    SELECT @last_run = MAX(run_id)
-    FROM ctl.run_step
-    WHERE step_name = N'warehouse.load_fact_issue_event' AND status = N'success' AND run_id < @p_run_id;
+    DECLARE @last_run BIGINT = warehouse.last_success(N'warehouse.load_fact_issue_event', @p_run_id);
 
     SELECT DISTINCT k.issue_key, k.source_system, k.source_project_id, k.source_issue_id
     INTO #event_issue
@@ -37,6 +34,7 @@ BEGIN
         SELECT
             e.issue_key,
             v.issue_sk,
+            v.project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,
@@ -59,29 +57,29 @@ BEGIN
     ),
 
     events AS (
-        SELECT issue_key, issue_sk, N'created' AS event_type, COALESCE(created_at, valid_from) AS event_at,
-            CAST(NULL AS NVARCHAR(50)) AS from_status, raw_status AS to_status
+        SELECT issue_key, issue_sk, project_id, N'created' AS event_type,
+            COALESCE(created_at, valid_from) AS event_at, CAST(NULL AS NVARCHAR(50)) AS from_status, raw_status AS to_status
         FROM versions WHERE version_no = 1
         UNION ALL
-        SELECT issue_key, issue_sk, N'closed', COALESCE(closed_at, valid_from), NULL, raw_status
+        SELECT issue_key, issue_sk, project_id, N'closed', COALESCE(closed_at, valid_from), NULL, raw_status
         FROM versions WHERE version_no = 1 AND is_closed = 1 AND is_deleted = 0
         UNION ALL
-        SELECT issue_key, issue_sk, N'deleted', COALESCE(deleted_at, valid_from), NULL, raw_status
+        SELECT issue_key, issue_sk, project_id, N'deleted', COALESCE(deleted_at, valid_from), NULL, raw_status
         FROM versions WHERE version_no = 1 AND is_deleted = 1
         UNION ALL
-        SELECT issue_key, issue_sk, N'status_change', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, N'status_change', valid_from, previous_status, raw_status
         FROM versions
         WHERE version_no > 1
             AND (raw_status <> previous_status OR (raw_status IS NULL AND previous_status IS NOT NULL)
                 OR (raw_status IS NOT NULL AND previous_status IS NULL))
         UNION ALL
-        SELECT issue_key, issue_sk, N'closed', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, N'closed', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND is_closed = 1 AND previous_closed = 0
         UNION ALL
-        SELECT issue_key, issue_sk, N'reopened', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, N'reopened', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND is_closed = 0 AND previous_closed = 1 AND is_deleted = 0
         UNION ALL
-        SELECT issue_key, issue_sk, N'deleted', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, N'deleted', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND is_deleted = 1 AND previous_deleted = 0
     )
 
@@ -91,6 +89,7 @@ BEGIN
         ev.event_at,
         COALESCE(d.date_key, -1) AS event_date_key,
         ev.issue_sk,
+        ev.project_id,
         CAST(ev.from_status AS NVARCHAR(50)) AS from_status,
         CAST(ev.to_status AS NVARCHAR(50)) AS to_status
     INTO #event_new
@@ -101,18 +100,20 @@ BEGIN
     FROM fact.issue_event AS f
     INNER JOIN #event_issue AS e ON e.issue_key = f.issue_key
     WHERE NOT EXISTS (
-        SELECT f.issue_key, f.event_type, f.event_at, f.event_date_key, f.issue_sk, f.from_status, f.to_status
+        SELECT f.issue_key, f.event_type, f.event_at, f.event_date_key, f.issue_sk, f.project_id, f.from_status,
+            f.to_status
         INTERSECT
-        SELECT n.issue_key, n.event_type, n.event_at, n.event_date_key, n.issue_sk, n.from_status, n.to_status
+        SELECT n.issue_key, n.event_type, n.event_at, n.event_date_key, n.issue_sk, n.project_id, n.from_status,
+            n.to_status
         FROM #event_new AS n
     );
     SET @rows_deleted = @@ROWCOUNT;
 
     INSERT INTO fact.issue_event (
-        issue_key, event_type, event_at, event_date_key, issue_sk, from_status, to_status, run_id
+        issue_key, event_type, event_at, event_date_key, issue_sk, project_id, from_status, to_status, run_id
     )
-    SELECT DISTINCT n.issue_key, n.event_type, n.event_at, n.event_date_key, n.issue_sk, n.from_status, n.to_status,
-        @p_run_id
+    SELECT DISTINCT n.issue_key, n.event_type, n.event_at, n.event_date_key, n.issue_sk, n.project_id, n.from_status,
+        n.to_status, @p_run_id
     FROM #event_new AS n
     WHERE NOT EXISTS (
         SELECT 1 FROM fact.issue_event AS f

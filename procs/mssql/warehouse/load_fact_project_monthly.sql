@@ -2,7 +2,8 @@
 -- Purpose:    project KPIs per month, built from the other facts (same rules as the PostgreSQL version):
 --             issue counts and mean resolution days from the month's last daily issue snapshot; review and
 --             service counts and money from the service monthly snapshot of the same month. Months
---             computed: the as-of month and every month whose daily or service snapshot rows this run wrote.
+--             computed: the as-of month, every month whose daily or service snapshot rows this run wrote, and
+--             every month since an issue deletion this run loaded.
 -- Parameters: @p_run_id; @p_as_of; @p_time_zone: a Windows zone name (sys.time_zone_info).
 -- Returns:    one row (rows_inserted, rows_updated, rows_deleted) for the run log.
 -- Reads:      fact.issue_daily, fact.service_monthly, dim.project, dim.service. Writes: fact.project_monthly.
@@ -27,6 +28,15 @@ BEGIN
         SELECT @as_of_month AS month_date_key
         UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily WHERE run_id = @p_run_id
         UNION ALL SELECT month_date_key FROM fact.service_monthly WHERE run_id = @p_run_id
+        -- a late deletion removes daily rows without writing any: every month since the deleted version
+        UNION ALL SELECT month_date_key FROM fact.project_monthly
+        WHERE month_date_key >= (
+            SELECT YEAR(first_deleted) * 10000 + MONTH(first_deleted) * 100 + 1
+            FROM (
+                SELECT CAST(MIN(valid_from) AT TIME ZONE @p_time_zone AS DATE) AS first_deleted
+                FROM dim.issue WHERE run_id = @p_run_id AND is_deleted = 1
+            ) AS deleted
+        )
     ) AS months;
 
     WITH last_day AS (

@@ -1,11 +1,13 @@
 -- mart.issue_trend
--- Question:   how does the issue backlog evolve day by day, by project, client, project type and priority?
--- Grain:      one row per (snapshot date, project, priority) that has issues that day.
+-- Question:   how does the issue backlog evolve day by day, by project, client, project type, discipline
+--             and priority?
+-- Grain:      one row per (snapshot date, project, discipline, priority) that has issues that day.
 -- Columns:    snapshot_date, fiscal_year, iso_week_label; project_id, project_name, client_name,
---             project_type (current names; 'Unresolved' without a PM project); priority (Critical, High,
+--             project_type (current names; 'Unresolved' without a PM project); discipline (the level-1
+--             category the issue's current text analytics give it, current name; 'Unassigned' without one);
+--             priority (Critical, High,
 --             Medium, Low, or 'None'); issues (existing, not deleted); open_issues; closed_issues;
 --             opened_today (created that local day); avg_open_age_days (mean backlog age of the open ones).
---             Discipline comes with the issue-category bridge (not built yet).
 CREATE OR REPLACE VIEW mart.issue_trend AS
 SELECT
     d.full_date AS snapshot_date,
@@ -15,6 +17,7 @@ SELECT
     COALESCE(current_project.project_name, 'Unresolved') AS project_name,
     c.client_name,
     t.type_name AS project_type,
+    COALESCE(discipline.category_name, 'Unassigned') AS discipline,
     COALESCE(f.priority, 'None') AS priority,
     count(*) AS issues,
     count(*) FILTER (WHERE f.is_open) AS open_issues,
@@ -28,5 +31,7 @@ LEFT JOIN dim.project AS current_project
     ON current_project.project_id = p.project_id AND current_project.is_current AND p.project_sk <> -1
 LEFT JOIN dim.client AS c ON c.client_id = current_project.client_id AND c.is_current
 LEFT JOIN dim.project_type AS t ON t.type_id = current_project.type_id AND t.is_current
+LEFT JOIN brg.issue_category AS b ON b.issue_key = f.issue_key AND b.category_role = 'discipline'
+LEFT JOIN dim.issue_category AS discipline ON discipline.category_id = b.category_id AND discipline.is_current
 GROUP BY d.full_date, d.fiscal_year, d.iso_week_label, p.project_id, current_project.project_name, c.client_name,
-    t.type_name, COALESCE(f.priority, 'None');
+    t.type_name, COALESCE(discipline.category_name, 'Unassigned'), COALESCE(f.priority, 'None');

@@ -4,6 +4,8 @@
 --             closed and reopened (the status map's closed flag flips; an unmapped status is open),
 --             deleted (the deletion flag is set). A first version that is already closed or deleted (an
 --             issue first seen in that state) gives closed at closed_at / deleted at deleted_at.
+--             Each event carries the PM project of the issue version it comes from (NULL: unresolved), so the
+--             review <-> issue bridge finds a project's events in a date range by index.
 --             Incremental: the events of every issue with a version written since the last events run are
 --             derived again from its whole history and replace the stored ones (a late, out-of-order version
 --             changes its neighbours' events too); other issues are not touched.
@@ -21,12 +23,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_fact_issue_event(
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_last_run bigint;
+    v_last_run bigint := warehouse.last_success('warehouse.load_fact_issue_event', p_run_id);
 BEGIN
-    SELECT max(run_id) INTO v_last_run
-    FROM ctl.run_step
-    WHERE step_name = 'warehouse.load_fact_issue_event' AND status = 'success' AND run_id < p_run_id;
-
     DROP TABLE IF EXISTS pg_temp.event_issue, pg_temp.event_new;
     -- the issues to derive again (all of them the first time); their durable keys come from the daily
     -- snapshot's loader, which runs first
@@ -44,6 +42,7 @@ BEGIN
         SELECT
             e.issue_key,
             v.issue_sk,
+            v.project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,
@@ -65,26 +64,26 @@ BEGIN
     ),
 
     events AS (
-        SELECT issue_key, issue_sk, 'created' AS event_type, COALESCE(created_at, valid_from) AS event_at,
-            NULL AS from_status, raw_status AS to_status
+        SELECT issue_key, issue_sk, project_id, 'created' AS event_type,
+            COALESCE(created_at, valid_from) AS event_at, NULL AS from_status, raw_status AS to_status
         FROM versions WHERE version_no = 1
         UNION ALL
-        SELECT issue_key, issue_sk, 'closed', COALESCE(closed_at, valid_from), NULL, raw_status
+        SELECT issue_key, issue_sk, project_id, 'closed', COALESCE(closed_at, valid_from), NULL, raw_status
         FROM versions WHERE version_no = 1 AND is_closed AND NOT is_deleted
         UNION ALL
-        SELECT issue_key, issue_sk, 'deleted', COALESCE(deleted_at, valid_from), NULL, raw_status
+        SELECT issue_key, issue_sk, project_id, 'deleted', COALESCE(deleted_at, valid_from), NULL, raw_status
         FROM versions WHERE version_no = 1 AND is_deleted
         UNION ALL
-        SELECT issue_key, issue_sk, 'status_change', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, 'status_change', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND raw_status IS DISTINCT FROM previous_status
         UNION ALL
-        SELECT issue_key, issue_sk, 'closed', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, 'closed', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND is_closed AND NOT previous_closed
         UNION ALL
-        SELECT issue_key, issue_sk, 'reopened', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, 'reopened', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND NOT is_closed AND previous_closed AND NOT is_deleted
         UNION ALL
-        SELECT issue_key, issue_sk, 'deleted', valid_from, previous_status, raw_status
+        SELECT issue_key, issue_sk, project_id, 'deleted', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND is_deleted AND NOT previous_deleted
     )
 
@@ -94,6 +93,7 @@ BEGIN
         ev.event_at,
         COALESCE(d.date_key, -1) AS event_date_key,
         ev.issue_sk,
+        ev.project_id,
         ev.from_status::varchar(50) AS from_status,
         ev.to_status::varchar(50) AS to_status
     FROM events AS ev
@@ -107,14 +107,15 @@ BEGIN
             SELECT 1 FROM pg_temp.event_new AS n
             WHERE n.issue_key = f.issue_key AND n.event_type = f.event_type AND n.event_at = f.event_at
                 AND n.event_date_key = f.event_date_key AND n.issue_sk = f.issue_sk
+                AND n.project_id IS NOT DISTINCT FROM f.project_id
                 AND n.from_status IS NOT DISTINCT FROM f.from_status AND n.to_status IS NOT DISTINCT FROM f.to_status
         );
     GET DIAGNOSTICS rows_deleted = ROW_COUNT;
 
     INSERT INTO fact.issue_event (
-        issue_key, event_type, event_at, event_date_key, issue_sk, from_status, to_status, run_id
+        issue_key, event_type, event_at, event_date_key, issue_sk, project_id, from_status, to_status, run_id
     )
-    SELECT issue_key, event_type, event_at, event_date_key, issue_sk, from_status, to_status, p_run_id
+    SELECT issue_key, event_type, event_at, event_date_key, issue_sk, project_id, from_status, to_status, p_run_id
     FROM pg_temp.event_new
     ORDER BY issue_key, event_at
     ON CONFLICT (issue_key, event_type, event_at) DO NOTHING;

@@ -4,8 +4,9 @@
 --             from the month's last daily issue snapshot (the end of the month, or the as-of date); reviews
 --             total, completed and overdue, services in progress and completed, earned value, claimed and
 --             variance from the service monthly snapshot of the same month.
---             Months computed: the as-of month, and every month whose daily or service snapshot rows this
---             run wrote (so an ended month changes only when late data changed its snapshots). Runs after
+--             Months computed: the as-of month, every month whose daily or service snapshot rows this run
+--             wrote, and every month since an issue deletion this run loaded (a deletion removes daily rows
+--             without writing any); so an ended month changes only when late data changed its snapshots. Runs after
 --             warehouse.load_fact_issue_daily and warehouse.load_fact_service_monthly.
 -- Parameters: p_run_id; p_as_of; p_time_zone: the business time zone (IANA).
 --             rows_inserted, rows_updated, rows_deleted (INOUT, leave out): counts for the run log.
@@ -29,6 +30,12 @@ BEGIN
         SELECT v_as_of_month AS month_date_key
         UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily WHERE run_id = p_run_id
         UNION ALL SELECT month_date_key FROM fact.service_monthly WHERE run_id = p_run_id
+        -- a late deletion removes daily rows without writing any: every month since the deleted version
+        UNION ALL SELECT month_date_key FROM fact.project_monthly
+        WHERE month_date_key >= (
+            SELECT to_char(min(valid_from AT TIME ZONE p_time_zone), 'YYYYMM01')::integer
+            FROM dim.issue WHERE run_id = p_run_id AND is_deleted
+        )
     ) AS months;
 
     CREATE TEMP TABLE kpi_new ON COMMIT DROP AS

@@ -1,0 +1,15 @@
+-- warehouse.last_success
+-- Purpose:    the id of the latest run before @p_run_id in which step @p_step succeeded, or NULL when it
+--             never has: incremental fact and bridge loaders re-derive what changed after that run.
+-- Parameters: @p_step: the step name in ctl.run_step (the procedure's qualified name); @p_run_id: this run.
+-- Reads:      ctl.run_step.
+CREATE OR ALTER FUNCTION warehouse.last_success(@p_step NVARCHAR(100), @p_run_id BIGINT)
+RETURNS BIGINT
+AS
+BEGIN
+    RETURN (
+        SELECT MAX(run_id)
+        FROM ctl.run_step
+        WHERE step_name = @p_step AND status = N'success' AND run_id < @p_run_id
+    );
+END;
