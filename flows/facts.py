@@ -8,7 +8,8 @@ whichever sources a run pulled.
 from __future__ import annotations
 
 FACT_PROCEDURES: tuple[str, ...] = (
-    "warehouse.load_fact_issue_daily",  # first: it assigns the durable issue keys the events use
+    "warehouse.add_inferred_members",  # first: facts then point at them, not at the unknown member
+    "warehouse.load_fact_issue_daily",  # before the events: it assigns the durable issue keys they use
     "warehouse.load_fact_issue_event",
     "warehouse.load_brg_issue_category",
     "warehouse.load_brg_review_issue",  # after the issue events it links

@@ -409,3 +409,35 @@ def test_a_window_length_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PMW_REVIEW_ISSUE_WINDOW_DAYS", "0")
     with pytest.raises(ValidationError, match="review_issue_window_days"):
         Settings()
+
+
+def test_a_project_referenced_before_it_is_loaded_is_an_inferred_member_completed_in_place(source: sa.Engine) -> None:
+    late_project = 990777
+    execute(source, """INSERT INTO dbo.acc_issues (acc_project_id, acc_issue_id, issue_number, pm_project_id,
+        project_name, title, status, priority, created_at, updated_at) VALUES ('late-proj', 'late-1', 1, :p,
+        'Not yet in PM', 'qa', 'open', 'Minor', '2026-10-30 00:00', '2026-10-30 00:00')""", p=late_project)  # fmt: skip
+    warehouse(RunParameters(as_of=NOV_1))
+    inferred = rows(source, """SELECT project_sk, project_name, is_inferred, valid_from FROM dim.project
+        WHERE project_id = :p AND is_current""", p=late_project)  # fmt: skip
+    assert len(inferred) == 1 and inferred[0]["is_inferred"] and inferred[0]["project_name"] is None
+    assert inferred[0]["valid_from"] == datetime(1900, 1, 1, tzinfo=UTC)
+    sk = inferred[0]["project_sk"]
+    snapshot = rows(source, """SELECT DISTINCT f.project_sk FROM fact.issue_daily AS f JOIN dim.issue_key AS k
+        ON k.issue_key = f.issue_key WHERE k.source_issue_id = 'late-1'""")  # fmt: skip
+    assert snapshot == [{"project_sk": sk}]  # the inferred member, not the unknown one (-1)
+    with source.connect() as conn:
+        warned = conn.execute(sa.text("""SELECT status, failing_count FROM ctl.data_quality_result
+            WHERE check_name = 'inferred_members' ORDER BY run_id DESC LIMIT 1""")).one()  # fmt: skip
+    assert warned.status == "fail" and warned.failing_count >= 1
+
+    # the project arrives: the same surrogate key is completed in place, the facts keep pointing at it
+    execute(source, """INSERT INTO dbo.projects (project_id, project_name, client_id, type_id, status, created_at)
+        SELECT :p, 'Late Project', client_id, type_id, 'active', '2026-10-01' FROM dbo.projects
+        ORDER BY project_id LIMIT 1""", p=late_project)  # fmt: skip
+    warehouse(RunParameters(as_of=NOV_3))
+    completed = rows(source, """SELECT project_sk, project_name, is_inferred FROM dim.project WHERE project_id = :p""",
+                     p=late_project)  # fmt: skip
+    assert completed == [{"project_sk": sk, "project_name": "Late Project", "is_inferred": False}]
+    trend = rows(source, """SELECT DISTINCT project_name FROM mart.issue_trend WHERE project_id = :p""",
+                 p=late_project)  # fmt: skip
+    assert trend == [{"project_name": "Late Project"}]

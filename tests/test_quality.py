@@ -328,6 +328,9 @@ BREAKS = {
     "fact_issue_daily_grain": (
         None, "ALTER TABLE fact.issue_daily DROP CONSTRAINT pk_issue_daily; INSERT INTO fact.issue_daily "
         "SELECT * FROM fact.issue_daily WHERE issue_key = (SELECT min(issue_key) FROM fact.issue_daily)"),
+    "inferred_members": (
+        None, "UPDATE dim.project SET is_inferred = true WHERE project_id = (SELECT min(project_id) FROM dim.project "
+        "WHERE project_sk <> -1) AND is_current"),
     "fact_review_review": (None, "UPDATE fact.review SET review_sk = 999999999 WHERE review_id = 1"),
     "fact_review_overdue_rule": (
         None, "UPDATE fact.review SET is_overdue = true, is_completed = true WHERE review_id = 1"),

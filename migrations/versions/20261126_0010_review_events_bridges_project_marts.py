@@ -4,7 +4,9 @@ Why: issue #4's remaining dashboards. ``fact.review_event`` holds what happened 
 status changes, completed, cancelled, reopened, rescheduled, issued, deleted), derived from ``dim.review``
 history by ``warehouse.load_fact_review_event``. ``brg.review_issue`` links a review to the issues of its
 project opened or closed within its window (the ``review_issue_window_days`` setting), loaded by
-``warehouse.load_brg_review_issue`` from the issue events. ``warehouse.last_success`` is the one place
+``warehouse.load_brg_review_issue`` from the issue events. ``warehouse.add_inferred_members`` gives a key
+that a dimension row refers to and its parent dimension never held a current inferred row (business-rules.md),
+completed in place when the real row arrives. ``warehouse.last_success`` is the one place
 incremental loaders ask when their step last succeeded. ``mart.project_overview`` (project by month) and
 ``mart.project_scorecard`` (the current month, with the change since last month) read
 ``fact.project_monthly``; ``mart.issue_trend`` gains the issue's discipline. A new version of
@@ -35,7 +37,7 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = ("warehouse.last_success",)
-PROCEDURES = ("warehouse.load_fact_review_event", "warehouse.load_brg_review_issue")
+PROCEDURES = ("warehouse.add_inferred_members", "warehouse.load_fact_review_event", "warehouse.load_brg_review_issue")
 REPLACED_PROCEDURES = (
     "warehouse.load_fact_project_monthly",  # late deletions recompute their months
     "warehouse.load_fact_issue_event",  # events carry their issue's project
@@ -47,7 +49,7 @@ BACKFILL_EVENT_PROJECT = {
     "WHERE i.issue_sk = e.issue_sk AND i.project_id IS NOT NULL",
     "mssql": "UPDATE e SET project_id = i.project_id FROM fact.issue_event AS e "
     "INNER JOIN dim.issue AS i ON i.issue_sk = e.issue_sk WHERE i.project_id IS NOT NULL",
-}
+}  # an event of an issue without a project keeps the column's default, -1 (the unknown project)
 NEW_VIEWS = ("mart.project_overview", "mart.project_scorecard")  # the scorecard reads the overview
 REPLACED_VIEWS = ("mart.issue_trend",)
 REVIEW_EVENT_TYPES = (
@@ -94,7 +96,13 @@ def upgrade() -> None:
     # the bridge reads a review's window as a range of one project's opened and closed events
     op.add_column(
         "issue_event",
-        sa.Column("project_id", sa.Integer, nullable=True, comment="the issue version's PM project; NULL unresolved"),
+        sa.Column(
+            "project_id",
+            sa.Integer,
+            nullable=False,
+            server_default=sa.text("-1"),
+            comment="the issue version's PM project; -1 unresolved",
+        ),
         schema="fact",
     )
     op.execute(BACKFILL_EVENT_PROJECT[op.get_context().dialect.name])

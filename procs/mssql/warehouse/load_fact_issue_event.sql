@@ -2,7 +2,7 @@
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time
 --             (same rules as the PostgreSQL version): created, status_change, closed, reopened, deleted;
 --             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at.
---             Each event carries the PM project of the issue version it comes from (NULL: unresolved).
+--             Each event carries the PM project of the issue version it comes from (-1: unresolved).
 --             The events of every issue with a version written since the last events run are derived
 --             again from its whole history and replace the stored ones; other issues are not touched.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
@@ -34,7 +34,7 @@ BEGIN
         SELECT
             e.issue_key,
             v.issue_sk,
-            v.project_id,
+            COALESCE(v.project_id, -1) AS project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,

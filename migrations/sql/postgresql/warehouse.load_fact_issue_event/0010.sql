@@ -4,7 +4,7 @@
 --             closed and reopened (the status map's closed flag flips; an unmapped status is open),
 --             deleted (the deletion flag is set). A first version that is already closed or deleted (an
 --             issue first seen in that state) gives closed at closed_at / deleted at deleted_at.
---             Each event carries the PM project of the issue version it comes from (NULL: unresolved), so the
+--             Each event carries the PM project of the issue version it comes from (-1: unresolved), so the
 --             review <-> issue bridge finds a project's events in a date range by index.
 --             Incremental: the events of every issue with a version written since the last events run are
 --             derived again from its whole history and replace the stored ones (a late, out-of-order version
@@ -42,7 +42,7 @@ BEGIN
         SELECT
             e.issue_key,
             v.issue_sk,
-            v.project_id,
+            COALESCE(v.project_id, -1) AS project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,
@@ -107,7 +107,7 @@ BEGIN
             SELECT 1 FROM pg_temp.event_new AS n
             WHERE n.issue_key = f.issue_key AND n.event_type = f.event_type AND n.event_at = f.event_at
                 AND n.event_date_key = f.event_date_key AND n.issue_sk = f.issue_sk
-                AND n.project_id IS NOT DISTINCT FROM f.project_id
+                AND n.project_id = f.project_id
                 AND n.from_status IS NOT DISTINCT FROM f.from_status AND n.to_status IS NOT DISTINCT FROM f.to_status
         );
     GET DIAGNOSTICS rows_deleted = ROW_COUNT;
