@@ -390,11 +390,19 @@ def test_review_issue_bridge_links_issues_in_the_window(source: sa.Engine, monke
     again = warehouse(RunParameters(as_of=NOV_3))
     assert written(source, again["run_id"], "warehouse.load_brg_review_issue") == 0
 
+    # age-8 is deleted at the source (2 November): it leaves every window
+    execute(source, """UPDATE dbo.acc_issues SET is_deleted = TRUE, deleted_at = '2026-11-02 01:00',
+        updated_at = '2026-11-02 01:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-8'""")  # fmt: skip
+    warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
+    opened -= {(1, "age-8"), (3, "age-8")}
+    assert bridge(source) == {(r, i, "opened", 14) for r, i in opened} | {(3, "age-0", "closed", 14)}
+
     # a 30-day window re-derives every review: review 2 (7 Sep... 20 Oct) now reaches age-30 and age-31
     monkeypatch.setenv("PMW_REVIEW_ISSUE_WINDOW_DAYS", "30")
     warehouse(RunParameters(as_of=NOV_3))
     wider = bridge(source)
     assert {(r, i) for r, i, activity, days in wider if activity == "opened"} >= opened | {(2, "age-30"), (2, "age-31")}
+    assert not {i for _, i, *_ in wider} & {"age-8"}
     assert {days for *_, days in wider} == {30}
     with source.connect() as conn:
         stale = conn.execute(sa.text("SELECT count(*) FROM brg.review_issue WHERE window_days <> 30")).scalar_one()
@@ -429,6 +437,12 @@ def test_a_project_referenced_before_it_is_loaded_is_an_inferred_member_complete
         warned = conn.execute(sa.text("""SELECT status, failing_count FROM ctl.data_quality_result
             WHERE check_name = 'inferred_members' ORDER BY run_id DESC LIMIT 1""")).one()  # fmt: skip
     assert warned.status == "fail" and warned.failing_count >= 1
+
+    # a run before the project arrives: the full compare of projects must not close it as a hard delete
+    warehouse(RunParameters(as_of=datetime(2026, 11, 2, tzinfo=UTC)))
+    waiting = rows(source, "SELECT project_sk, is_inferred, is_deleted FROM dim.project WHERE project_id = :p",
+                   p=late_project)  # fmt: skip
+    assert waiting == [{"project_sk": sk, "is_inferred": True, "is_deleted": False}]
 
     # the project arrives: the same surrogate key is completed in place, the facts keep pointing at it
     execute(source, """INSERT INTO dbo.projects (project_id, project_name, client_id, type_id, status, created_at)

@@ -14,7 +14,9 @@ incremental loaders ask when their step last succeeded. ``mart.project_overview`
 it came from, and indexed with the event date for the bridge), and a new version of
 ``warehouse.load_fact_project_monthly`` recomputes the months a late issue deletion reaches (it removes
 daily rows without writing any, so the months were left stale).
-Risk: the backfill updates every stored issue event once (one UPDATE, in the migration's transaction); new
+Risk: the backfill updates every stored issue event once (one UPDATE, in the migration's transaction: on
+PostgreSQL the table then holds a dead copy of each row until VACUUM; on SQL Server the log grows by
+the table's size); new
 objects otherwise, and a new version of ``mart.issue_trend``: PostgreSQL cannot add a column in the middle
 of a view by replacing it, so the view is dropped and created again (nothing depends on it). Downgrade
 drops the new objects with their data and restores the previous ``mart.issue_trend``.
@@ -41,6 +43,7 @@ PROCEDURES = ("warehouse.add_inferred_members", "warehouse.load_fact_review_even
 REPLACED_PROCEDURES = (
     "warehouse.load_fact_project_monthly",  # late deletions recompute their months
     "warehouse.load_fact_issue_event",  # events carry their issue's project
+    "warehouse.merge_scd2",  # a full compare no longer closes an inferred member as a hard delete
 )
 BRIDGED_EVENTS = "event_type IN ('created', 'closed')"
 # the project of each stored event: the issue version it came from (one statement per dialect)
@@ -110,6 +113,11 @@ def upgrade() -> None:
         op.f("ix_issue_event_project_id_event_date_key"), "issue_event", ["project_id", "event_date_key"],
         schema="fact", postgresql_where=sa.text(BRIDGED_EVENTS), mssql_where=sa.text(BRIDGED_EVENTS),
     )  # fmt: skip
+    # "what did runs after run N write?": the inferred-members step reads the analytics written since its
+    # last run, the late-deletion months the events this run wrote, the bridge's check this run's rows.
+    # Rows arrive in run order, so a BRIN index answers from a few block ranges (a B-tree elsewhere).
+    for schema, table in (("dim", "issue_analytics"), ("fact", "issue_event"), ("brg", "review_issue")):
+        op.create_index(op.f(f"ix_{table}_run_id"), table, ["run_id"], schema=schema, postgresql_using="brin")
     for qualified in FUNCTIONS + PROCEDURES + REPLACED_PROCEDURES + NEW_VIEWS:
         apply_version(qualified, revision)
     for qualified in REPLACED_VIEWS:
@@ -128,6 +136,9 @@ def downgrade() -> None:
     for qualified in FUNCTIONS:
         revert_version(qualified, revision, kind="function")
     op.drop_index(op.f("ix_issue_event_project_id_event_date_key"), table_name="issue_event", schema="fact")
-    op.drop_column("issue_event", "project_id", schema="fact")
+    op.drop_index(op.f("ix_issue_event_run_id"), table_name="issue_event", schema="fact")
+    op.drop_index(op.f("ix_issue_analytics_run_id"), table_name="issue_analytics", schema="dim")
+    op.drop_column("issue_event", "project_id", schema="fact", mssql_drop_default=True)
+    op.drop_index(op.f("ix_review_issue_run_id"), table_name="review_issue", schema="brg")
     op.drop_table("review_issue", schema="brg")
     op.drop_table("review_event", schema="fact")

@@ -2,7 +2,8 @@
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time
 --             (same rules as the PostgreSQL version): created, status_change, closed, reopened, deleted;
 --             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at.
---             Each event carries the PM project of the issue version it comes from (-1: unresolved).
+--             Each event carries the PM project of the issue version it comes from (when that version has
+--             none, the project another version resolved; -1 when none did).
 --             The events of every issue with a version written since the last events run are derived
 --             again from its whole history and replace the stored ones; other issues are not touched.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
@@ -34,7 +35,9 @@ BEGIN
         SELECT
             e.issue_key,
             v.issue_sk,
-            COALESCE(v.project_id, -1) AS project_id,
+            -- a version without a PM project takes the one another version resolved (the issue was
+            -- always that project's; the warehouse learnt it later), else -1
+            COALESCE(v.project_id, MAX(v.project_id) OVER (PARTITION BY e.issue_key), -1) AS project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,

@@ -3,10 +3,11 @@
 --             issue counts and mean resolution days from the month's last daily issue snapshot; review and
 --             service counts and money from the service monthly snapshot of the same month. Months
 --             computed: the as-of month, every month whose daily or service snapshot rows this run wrote, and
---             every month since an issue deletion this run loaded.
+--             every month since the local date of a deleted event this run's events step wrote.
 -- Parameters: @p_run_id; @p_as_of; @p_time_zone: a Windows zone name (sys.time_zone_info).
 -- Returns:    one row (rows_inserted, rows_updated, rows_deleted) for the run log.
--- Reads:      fact.issue_daily, fact.service_monthly, dim.project, dim.service. Writes: fact.project_monthly.
+-- Reads:      fact.issue_daily, fact.service_monthly, fact.issue_event, fact.project_monthly, dim.project,
+--             dim.service. Writes: fact.project_monthly.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_project_monthly
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
@@ -28,22 +29,23 @@ BEGIN
         SELECT @as_of_month AS month_date_key
         UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily WHERE run_id = @p_run_id
         UNION ALL SELECT month_date_key FROM fact.service_monthly WHERE run_id = @p_run_id
-        -- a late deletion removes daily rows without writing any: every month since the deleted version
+        -- a late deletion removes daily rows without writing any: every month since the deletion
         UNION ALL SELECT month_date_key FROM fact.project_monthly
         WHERE month_date_key >= (
-            SELECT YEAR(first_deleted) * 10000 + MONTH(first_deleted) * 100 + 1
-            FROM (
-                SELECT CAST(MIN(valid_from) AT TIME ZONE @p_time_zone AS DATE) AS first_deleted
-                FROM dim.issue WHERE run_id = @p_run_id AND is_deleted = 1
-            ) AS deleted
+            SELECT MIN(event_date_key) / 100 * 100 + 1
+            FROM fact.issue_event WHERE run_id = @p_run_id AND event_type = N'deleted' AND event_date_key <> -1
         )
     ) AS months;
 
-    WITH last_day AS (
-        SELECT m.month_date_key, MAX(f.snapshot_date_key) AS snapshot_date_key
+    WITH last_day AS (  -- the month's last snapshot date: one probe of the primary key per month
+        SELECT m.month_date_key, l.snapshot_date_key
         FROM #kpi_month AS m
-        INNER JOIN fact.issue_daily AS f ON f.snapshot_date_key BETWEEN m.month_date_key AND m.month_date_key + 30
-        GROUP BY m.month_date_key
+        CROSS APPLY (
+            SELECT MAX(f.snapshot_date_key) AS snapshot_date_key
+            FROM fact.issue_daily AS f
+            WHERE f.snapshot_date_key BETWEEN m.month_date_key AND m.month_date_key + 30
+        ) AS l
+        WHERE l.snapshot_date_key IS NOT NULL
     ),
 
     issues AS (

@@ -83,8 +83,9 @@ BEGIN
                 OR (target_date IS NOT NULL AND previous_target_date IS NULL))
         UNION ALL
         SELECT review_id, review_sk, N'issued', actual_issued_at,
-            CONVERT(NVARCHAR(19), CAST(SWITCHOFFSET(previous_issued_at, '+00:00') AS DATETIME2(0)), 126) + N'Z',
-            CONVERT(NVARCHAR(19), CAST(SWITCHOFFSET(actual_issued_at, '+00:00') AS DATETIME2(0)), 126) + N'Z'
+            -- the first 19 characters: seconds truncated, as PostgreSQL's to_char does
+            CONVERT(NVARCHAR(19), SWITCHOFFSET(previous_issued_at, '+00:00'), 126) + N'Z',
+            CONVERT(NVARCHAR(19), SWITCHOFFSET(actual_issued_at, '+00:00'), 126) + N'Z'
         FROM versions
         WHERE actual_issued_at IS NOT NULL AND is_deleted = 0
             AND (version_no = 1 OR previous_issued_at IS NULL OR actual_issued_at <> previous_issued_at)

@@ -106,8 +106,10 @@ BEGIN
         + N'SET @inserted = @@ROWCOUNT - @closed; '
         + N'SET @deleted = 0; '
         + N'IF @full_compare = 1 BEGIN '
-        -- hard deletes: current, not yet deleted, real keys the full extract no longer has
+        -- hard deletes: current, not yet deleted, real keys the full extract no longer has (an inferred
+        -- member never was in it: it waits for its real row)
         + N'SELECT d.* INTO #scd_gone FROM ' + @table + N' AS d WHERE d.is_current = 1 AND d.is_deleted = 0 '
+        + N'AND d.is_inferred = 0 '
         + N'AND d.' + @sk + N' <> -1 AND NOT EXISTS (SELECT 1 FROM #scd_in AS i WHERE ' + @key_match + N'); '
         + N'UPDATE d SET valid_to = CASE WHEN @as_of > g.valid_from THEN @as_of '
         + N'ELSE DATEADD(MICROSECOND, 1, g.valid_from) END, is_current = 0 FROM ' + @table + N' AS d '

@@ -5,12 +5,14 @@
 --             total, completed and overdue, services in progress and completed, earned value, claimed and
 --             variance from the service monthly snapshot of the same month.
 --             Months computed: the as-of month, every month whose daily or service snapshot rows this run
---             wrote, and every month since an issue deletion this run loaded (a deletion removes daily rows
---             without writing any); so an ended month changes only when late data changed its snapshots. Runs after
+--             wrote, and every month since the local date of a deleted event this run's events step wrote (a
+--             deletion removes daily rows without writing any); so an ended month changes only when late
+--             data changed its snapshots. Runs after
 --             warehouse.load_fact_issue_daily and warehouse.load_fact_service_monthly.
 -- Parameters: p_run_id; p_as_of; p_time_zone: the business time zone (IANA).
 --             rows_inserted, rows_updated, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      fact.issue_daily, fact.service_monthly, dim.project, dim.service. Writes: fact.project_monthly.
+-- Reads:      fact.issue_daily, fact.service_monthly, fact.issue_event, fact.project_monthly, dim.project,
+--             dim.service. Writes: fact.project_monthly.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_project_monthly(
     p_run_id bigint,
     p_as_of timestamptz,
@@ -30,20 +32,24 @@ BEGIN
         SELECT v_as_of_month AS month_date_key
         UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily WHERE run_id = p_run_id
         UNION ALL SELECT month_date_key FROM fact.service_monthly WHERE run_id = p_run_id
-        -- a late deletion removes daily rows without writing any: every month since the deleted version
+        -- a late deletion removes daily rows without writing any: every month since the deletion
         UNION ALL SELECT month_date_key FROM fact.project_monthly
         WHERE month_date_key >= (
-            SELECT to_char(min(valid_from AT TIME ZONE p_time_zone), 'YYYYMM01')::integer
-            FROM dim.issue WHERE run_id = p_run_id AND is_deleted
+            SELECT min(event_date_key) / 100 * 100 + 1
+            FROM fact.issue_event WHERE run_id = p_run_id AND event_type = 'deleted' AND event_date_key <> -1
         )
     ) AS months;
 
     CREATE TEMP TABLE kpi_new ON COMMIT DROP AS
-    WITH last_day AS (  -- the month's last snapshot date
-        SELECT m.month_date_key, max(f.snapshot_date_key) AS snapshot_date_key
+    WITH last_day AS (  -- the month's last snapshot date: one probe of the primary key per month
+        SELECT m.month_date_key, l.snapshot_date_key
         FROM pg_temp.kpi_month AS m
-        JOIN fact.issue_daily AS f ON f.snapshot_date_key BETWEEN m.month_date_key AND m.month_date_key + 30
-        GROUP BY m.month_date_key
+        CROSS JOIN LATERAL (
+            SELECT max(f.snapshot_date_key) AS snapshot_date_key
+            FROM fact.issue_daily AS f
+            WHERE f.snapshot_date_key BETWEEN m.month_date_key AND m.month_date_key + 30
+        ) AS l
+        WHERE l.snapshot_date_key IS NOT NULL
     ),
 
     issues AS (

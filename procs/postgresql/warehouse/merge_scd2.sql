@@ -7,10 +7,11 @@
 --               versions are contiguous (valid_from = change_at, nudged past the previous start when
 --               a change arrives out of order);
 --             * a new key starts at first_seen_from (else change_at, else p_as_of);
---             * an inferred member (created by a fact before its dimension row arrived) is
+--             * an inferred member (warehouse.add_inferred_members: referred to before it arrived) is
 --               completed in place, not versioned;
---             * with p_full_compare, a current key absent from incoming (a hard delete) is closed at
---               p_as_of and followed by a deleted version, so every key keeps one current row.
+--             * with p_full_compare, a current key absent from incoming (a hard delete; not an inferred
+--               member, which the source has not delivered yet) is closed at p_as_of and followed by a
+--               deleted version, so every key keeps one current row.
 --             Unchanged rows are not touched: a re-read of the same data writes nothing.
 --             The row hash is a 64-bit hash of the tracked columns' values (hash_record_extended):
 --             no text formatting, so no session setting (TimeZone, DateStyle) can change it.
@@ -201,11 +202,12 @@ BEGIN
     END IF;
 
     IF p_full_compare THEN
-        -- hard deletes: current, not yet deleted, real keys that the full extract no longer has
+        -- hard deletes: current, not yet deleted, real keys that the full extract no longer has; an
+        -- inferred member never was in it, so it waits for its real row instead
         EXECUTE format(
             'CREATE TEMP TABLE scd_gone ON COMMIT DROP AS '
-            'SELECT d.* FROM %1$s AS d WHERE d.is_current AND NOT d.is_deleted AND d.%2$s <> -1 '
-            'AND NOT EXISTS (SELECT 1 FROM %4$s AS i WHERE %3$s)',
+            'SELECT d.* FROM %1$s AS d WHERE d.is_current AND NOT d.is_deleted AND NOT d.is_inferred '
+            'AND d.%2$s <> -1 AND NOT EXISTS (SELECT 1 FROM %4$s AS i WHERE %3$s)',
             v_table, v_sk, v_key_match, v_source
         );
         EXECUTE format(

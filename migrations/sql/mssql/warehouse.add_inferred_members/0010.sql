@@ -59,7 +59,8 @@ BEGIN
             + N'WHERE c.is_current = 1 AND c.is_deleted = 0 AND c.' + QUOTENAME(@child_column) + N' IS NOT NULL '
             + N'AND c.' + QUOTENAME(@child + N'_sk') + N' <> -1 AND (@last_run IS NULL OR c.run_id > @last_run) '
             + N'AND NOT EXISTS (SELECT 1 FROM dim.' + QUOTENAME(@parent) + N' AS p WHERE p.' + QUOTENAME(@parent_key)
-            + N' = c.' + QUOTENAME(@child_column) + N' AND p.is_current = 1);';
+            -- recompiled each time: a plan cached for the first run (@last_run NULL) would scan every run
+            + N' = c.' + QUOTENAME(@child_column) + N' AND p.is_current = 1) OPTION (RECOMPILE);';
         EXEC sys.sp_executesql @sql, N'@run_id BIGINT, @last_run BIGINT', @run_id = @p_run_id, @last_run = @last_run;
         SET @rows_inserted = @rows_inserted + @@ROWCOUNT;
         SET @position = @position + 1;

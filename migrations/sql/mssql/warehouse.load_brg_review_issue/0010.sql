@@ -2,13 +2,14 @@
 -- Purpose:    the review <-> issue bridge (same rules as the PostgreSQL version): the issues of a review's
 --             project opened ('opened': the created event) or closed ('closed': the first closed event) within
 --             the @p_window_days local days ending on the review's date (issued date, else due, else planned).
---             Cancelled and deleted reviews have no window. The rows of reviews (or their services) and issues
+--             Cancelled and deleted reviews have no window; deleted issues count in none. The rows of reviews (or their services) and issues
 --             with a version written since the last bridge run are derived again and replace the stored ones;
 --             a new window length re-derives every row.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
 -- Parameters: @p_run_id; @p_as_of (unused); @p_time_zone; @p_window_days: 1 to 366.
 -- Returns:    one row (rows_inserted, rows_deleted) for the run log.
--- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, ctl.run_step.
+-- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, brg.review_issue,
+--             ctl.run_step.
 -- Writes:     brg.review_issue.
 CREATE OR ALTER PROCEDURE warehouse.load_brg_review_issue
     @p_run_id BIGINT,
@@ -34,7 +35,8 @@ BEGIN
         );
         THROW 50010, @message, 1;
     END;
-    IF EXISTS (SELECT 1 FROM brg.review_issue WHERE window_days <> @p_window_days)
+    -- every run leaves all rows with one window length (a change re-derives them all): one row tells
+    IF (SELECT TOP (1) window_days FROM brg.review_issue) <> @p_window_days
         SET @last_run = NULL;  -- the window length changed: every review's window moved
 
     SELECT
@@ -73,7 +75,7 @@ BEGIN
 
     -- the changed reviews' windows through the (project, event date) index of opened and closed events;
     -- the changed issues' events against every review of their project
-    WITH matched AS (
+    WITH candidate AS (
         SELECT r.review_id, e.issue_key, e.event_type, e.event_at, e.event_date_key
         FROM #bridge_review AS r
         INNER JOIN fact.issue_event AS e
@@ -86,6 +88,14 @@ BEGIN
         INNER JOIN fact.issue_event AS e ON e.issue_key = c.issue_key AND e.event_type IN (N'created', N'closed')
         INNER JOIN #bridge_review AS r
             ON r.project_id = e.project_id AND e.event_date_key BETWEEN r.window_start_key AND r.window_end_key
+    ),
+
+    matched AS (  -- a deleted issue counts in no window (a deletion re-derives the issue's rows)
+        SELECT c.*
+        FROM candidate AS c
+        WHERE NOT EXISTS (
+            SELECT 1 FROM fact.issue_event AS d WHERE d.issue_key = c.issue_key AND d.event_type = N'deleted'
+        )
     )
 
     SELECT

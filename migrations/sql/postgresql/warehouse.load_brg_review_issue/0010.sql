@@ -4,8 +4,10 @@
 --             issue's created event) or 'closed' (its first closed event in the window; a reopened and
 --             closed again issue counts once). The window is the p_window_days local days ending on the
 --             review's date: the local date it was issued, else its due date, else its planned date.
---             Cancelled and deleted reviews have no window. Events, their local dates and projects come from
---             fact.issue_event: an event counts for the project its issue belonged to at that time.
+--             Cancelled and deleted reviews have no window; deleted issues count in none. Events, their
+--             local dates and projects come from fact.issue_event: an event counts for the project its
+--             issue belonged to at that time. A later change of the status map (which statuses close) or
+--             of the business time zone re-derives nothing here, as it re-derives no issue event.
 --             Incremental: the rows of reviews with a version (or whose service has a version) written
 --             since the last bridge run, and of issues with a version written since then, are derived
 --             again and replace the stored ones, identical rows left alone; a new window length re-derives
@@ -13,7 +15,8 @@
 -- Parameters: p_run_id; p_as_of (unused); p_time_zone: the business time zone (IANA), for the issued date;
 --             p_window_days: the window length in days, 1 to 366 (setting review_issue_window_days).
 --             rows_inserted, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, ctl.run_step.
+-- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, brg.review_issue,
+--             ctl.run_step.
 -- Writes:     brg.review_issue.
 CREATE OR REPLACE PROCEDURE warehouse.load_brg_review_issue(
     p_run_id bigint,
@@ -32,7 +35,8 @@ BEGIN
         RAISE EXCEPTION 'load_brg_review_issue: window of % days is not allowed', p_window_days
             USING HINT = 'Set review_issue_window_days (PMW_REVIEW_ISSUE_WINDOW_DAYS) to a whole number from 1 to 366.';
     END IF;
-    IF EXISTS (SELECT 1 FROM brg.review_issue WHERE window_days <> p_window_days) THEN
+    -- every run leaves all rows with one window length (a change re-derives them all): one row tells
+    IF (SELECT window_days FROM brg.review_issue LIMIT 1) <> p_window_days THEN
         v_last_run := NULL;  -- the window length changed: every review's window moved
     END IF;
 
@@ -82,7 +86,7 @@ BEGIN
     -- the changed reviews' windows are read through the (project, event date) index of the opened and
     -- closed events; the changed issues' events are matched against every review of their project
     CREATE TEMP TABLE bridge_pair ON COMMIT DROP AS
-    WITH matched AS (
+    WITH candidate AS (
         SELECT r.review_id, e.issue_key, e.event_type, e.event_at, e.event_date_key
         FROM pg_temp.bridge_review AS r
         JOIN fact.issue_event AS e
@@ -95,6 +99,14 @@ BEGIN
         JOIN fact.issue_event AS e ON e.issue_key = c.issue_key AND e.event_type IN ('created', 'closed')
         JOIN pg_temp.bridge_review AS r
             ON r.project_id = e.project_id AND e.event_date_key BETWEEN r.window_start_key AND r.window_end_key
+    ),
+
+    matched AS (  -- a deleted issue counts in no window (a deletion re-derives the issue's rows)
+        SELECT c.*
+        FROM candidate AS c
+        WHERE NOT EXISTS (
+            SELECT 1 FROM fact.issue_event AS d WHERE d.issue_key = c.issue_key AND d.event_type = 'deleted'
+        )
     )
 
     SELECT

@@ -4,8 +4,9 @@
 --             closed and reopened (the status map's closed flag flips; an unmapped status is open),
 --             deleted (the deletion flag is set). A first version that is already closed or deleted (an
 --             issue first seen in that state) gives closed at closed_at / deleted at deleted_at.
---             Each event carries the PM project of the issue version it comes from (-1: unresolved), so the
---             review <-> issue bridge finds a project's events in a date range by index.
+--             Each event carries the PM project of the issue version it comes from (when that version has
+--             none, the project another version resolved; -1 when none did), so the review <-> issue bridge
+--             finds a project's events in a date range by index.
 --             Incremental: the events of every issue with a version written since the last events run are
 --             derived again from its whole history and replace the stored ones (a late, out-of-order version
 --             changes its neighbours' events too); other issues are not touched.
@@ -42,7 +43,9 @@ BEGIN
         SELECT
             e.issue_key,
             v.issue_sk,
-            COALESCE(v.project_id, -1) AS project_id,
+            -- a version without a PM project takes the one another version resolved (the issue was
+            -- always that project's; the warehouse learnt it later), else -1
+            COALESCE(v.project_id, MAX(v.project_id) OVER (PARTITION BY e.issue_key), -1) AS project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,
