@@ -2,8 +2,9 @@
 -- Purpose:    project KPIs per month, built from the other facts (same rules as the PostgreSQL version):
 --             issue counts and mean resolution days from the month's last daily issue snapshot; review and
 --             service counts and money from the service monthly snapshot of the same month. Months
---             computed: the as-of month, every month whose daily or service snapshot rows this run wrote, and
---             every month since the local date of a deleted event this run's events step wrote.
+--             computed: the as-of month if it has no rows yet, every month whose daily or service snapshot
+--             rows this run wrote, and every month since the local date of a deleted event that this run's
+--             events step wrote.
 -- Parameters: @p_run_id; @p_as_of; @p_time_zone: a Windows zone name (sys.time_zone_info).
 -- Returns:    one row (rows_inserted, rows_updated, rows_deleted) for the run log.
 -- Reads:      fact.issue_daily, fact.service_monthly, fact.issue_event, fact.project_monthly, dim.project,
@@ -26,7 +27,9 @@ BEGIN
     SELECT DISTINCT month_date_key
     INTO #kpi_month
     FROM (
+        -- the as-of month when it has no rows yet; after that, only what this run wrote moves it
         SELECT @as_of_month AS month_date_key
+        WHERE NOT EXISTS (SELECT 1 FROM fact.project_monthly WHERE month_date_key = @as_of_month)
         UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily WHERE run_id = @p_run_id
         UNION ALL SELECT month_date_key FROM fact.service_monthly WHERE run_id = @p_run_id
         -- a late deletion removes daily rows without writing any: every month since the deletion

@@ -4,11 +4,11 @@
 --             from the month's last daily issue snapshot (the end of the month, or the as-of date); reviews
 --             total, completed and overdue, services in progress and completed, earned value, claimed and
 --             variance from the service monthly snapshot of the same month.
---             Months computed: the as-of month, every month whose daily or service snapshot rows this run
---             wrote, and every month since the local date of a deleted event this run's events step wrote (a
---             deletion removes daily rows without writing any); so an ended month changes only when late
---             data changed its snapshots. Runs after
---             warehouse.load_fact_issue_daily and warehouse.load_fact_service_monthly.
+--             Months computed: the as-of month if it has no rows yet, every month whose daily or service
+--             snapshot rows this run wrote, and every month since the local date of a deleted event that
+--             this run's events step wrote (a deletion removes daily rows without writing any); so an
+--             ended month changes only when late data changed its snapshots. Runs after
+--             warehouse.load_fact_issue_daily, load_fact_issue_event and load_fact_service_monthly.
 -- Parameters: p_run_id; p_as_of; p_time_zone: the business time zone (IANA).
 --             rows_inserted, rows_updated, rows_deleted (INOUT, leave out): counts for the run log.
 -- Reads:      fact.issue_daily, fact.service_monthly, fact.issue_event, fact.project_monthly, dim.project,
@@ -29,7 +29,10 @@ BEGIN
     DROP TABLE IF EXISTS pg_temp.kpi_month, pg_temp.kpi_new;
     CREATE TEMP TABLE kpi_month ON COMMIT DROP AS
     SELECT DISTINCT month_date_key FROM (
+        -- the as-of month when it has no rows yet; after that, only what this run wrote moves it (a run
+        -- that wrote nothing leaves it as it is)
         SELECT v_as_of_month AS month_date_key
+        WHERE NOT EXISTS (SELECT 1 FROM fact.project_monthly WHERE month_date_key = v_as_of_month)
         UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily WHERE run_id = p_run_id
         UNION ALL SELECT month_date_key FROM fact.service_monthly WHERE run_id = p_run_id
         -- a late deletion removes daily rows without writing any: every month since the deletion
