@@ -190,7 +190,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from flows import runs
 
     try:
-        result = runs.run_pipeline(as_of=args.as_of_aware, full_refresh=args.full_refresh, sources=args.source)
+        result = runs.run_pipeline(
+            as_of=args.as_of_aware,
+            full_refresh=args.full_refresh,
+            sources=args.source,
+            force_deletes=args.force_deletes,
+        )
     except QualityGateFailed as exc:  # the data is loaded and recorded; the checks say not to trust it
         runs.print_run(settings, runs.latest_run_id(settings) or 0)
         print(f"status: failed: {exc}")
@@ -263,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--full-refresh", action="store_true", help="re-read cursor sources from the beginning")
     run.add_argument("--source", action="append", help="only this source object (repeatable)")
+    run.add_argument(
+        "--force-deletes",
+        action="store_true",
+        help="let this run close more of a dimension's rows as deleted than PMW_MAX_DELETE_SHARE allows",
+    )
     run.set_defaults(handler=cmd_run)
 
     status = sub.add_parser("status", help="recent runs, their steps and row counts, and the watermarks")

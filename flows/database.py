@@ -220,6 +220,19 @@ def is_transient(exc: BaseException) -> bool:
     return state in {"08S01", "08001", "40001"} or "1205" in str(exc)
 
 
+def set_transaction_setting(conn: sa.Connection, name: str, value: object) -> None:
+    """Give the procedures called next in this transaction a setting they read by name.
+
+    PostgreSQL: a custom parameter local to the transaction (``current_setting(name, true)``);
+    SQL Server: the session context (``SESSION_CONTEXT(N'name')``), set again before every call.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": str(value)})
+    else:
+        conn.execute(sa.text("EXEC sys.sp_set_session_context @key = :name, @value = :value"),
+                     {"name": name, "value": str(value)})  # fmt: skip
+
+
 def call_procedure(conn: sa.Connection, qualified_name: str, arguments: dict[str, object]) -> dict[str, int]:
     """Call a warehouse procedure and return the row counts it reports.
 

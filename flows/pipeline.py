@@ -65,10 +65,19 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
     return counts
 
 
-def load_dimension(ctx: Context, source_name: str, run_id: int, as_of: datetime) -> StepCounts:
-    """Run the procedure that turns one source's staged rows into dimension history."""
+def load_dimension(
+    ctx: Context, source_name: str, run_id: int, as_of: datetime, force_deletes: bool = False
+) -> StepCounts:
+    """Run the procedure that turns one source's staged rows into dimension history.
+
+    The circuit breaker's limit (``max_delete_share``, or no limit when ``force_deletes``) reaches
+    ``warehouse.merge_scd2`` as a setting of this transaction, so no procedure signature carries it.
+    """
     source = SOURCES_BY_NAME[source_name]
     with ctx.run_log.step(run_id, source.procedure) as counts, ctx.warehouse.begin() as conn:
+        database.set_transaction_setting(
+            conn, "pmw.max_delete_share", 1.0 if force_deletes else ctx.settings.max_delete_share
+        )
         _apply(counts, database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of}))
         counts.rows_read = int(
             conn.execute(sa.text(f"SELECT count(*) FROM stg.{source.staging_table} WHERE run_id = :r"), {"r": run_id})

@@ -14,14 +14,19 @@ from flows.sources import SOURCES
 
 
 def run_pipeline(
-    as_of: datetime | None = None, full_refresh: bool = False, sources: list[str] | None = None
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
+    sources: list[str] | None = None,
+    force_deletes: bool = False,
 ) -> dict[str, Any]:
     """Run the warehouse flow once in this process (Prefect runs it locally without a server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.warehouse_flow import RunParameters, warehouse
 
-    return warehouse(RunParameters(as_of=as_of, full_refresh=full_refresh, sources=sources))
+    return warehouse(
+        RunParameters(as_of=as_of, full_refresh=full_refresh, sources=sources, force_deletes=force_deletes)
+    )
 
 
 def _engine(settings: Settings) -> sa.Engine:

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     )
     calendar_start: date = Field(default=date(2000, 1, 1), description="First day of the date dimension.")
     calendar_years_ahead: int = Field(default=5, ge=0, le=100, description="Years past the as-of date to load.")
+    max_delete_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="Circuit breaker: the largest share (0-1) of a dimension's live rows that one run may close "
+        "as deleted at the source (a full compare that no longer finds them). More stops the run, nothing "
+        "written, until it is rerun with force_deletes (pmw run --force-deletes).",
+    )
     review_issue_window_days: int = Field(
         default=14,
         ge=1,

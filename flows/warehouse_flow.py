@@ -51,6 +51,11 @@ class RunParameters(BaseModel):
     as_of: datetime | None = Field(default=None, description="The run's as-of instant; default now (UTC).")
     full_refresh: bool = Field(default=False, description="Re-read cursor sources from the beginning.")
     sources: list[str] | None = Field(default=None, description="Only these source objects (default all).")
+    force_deletes: bool = Field(
+        default=False,
+        description="Let this run close more of a dimension's rows as deleted at the source than the "
+        "max_delete_share circuit breaker allows (after checking the source really deleted them).",
+    )
 
     @field_validator("as_of")
     @classmethod
@@ -67,13 +72,15 @@ def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bo
 
 
 @task(name="run_procedure", task_run_name="{procedure}", **_task_options)
-def run_procedure(procedure: str, source_name: str | None, run_id: int, as_of: datetime) -> dict[str, int]:
+def run_procedure(
+    procedure: str, source_name: str | None, run_id: int, as_of: datetime, force_deletes: bool = False
+) -> dict[str, int]:
     ctx = pipeline.Context.from_settings(Settings())
     if procedure in FACT_PROCEDURES:
         return pipeline.load_fact(ctx, procedure, run_id, as_of).__dict__
     if source_name is None:
         return pipeline.load_calendar(ctx, run_id, as_of).__dict__
-    return pipeline.load_dimension(ctx, source_name, run_id, as_of).__dict__
+    return pipeline.load_dimension(ctx, source_name, run_id, as_of, force_deletes).__dict__
 
 
 @task(name="quality_checks", task_run_name="quality checks", **_task_options)
@@ -102,7 +109,7 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
             pull_source(source.name, run.run_id, as_of, parameters.full_refresh)
         run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)
         for source in sources:
-            run_procedure(source.procedure, source.name, run.run_id, as_of)
+            run_procedure(source.procedure, source.name, run.run_id, as_of, parameters.force_deletes)
         for procedure in FACT_PROCEDURES:
             run_procedure(procedure, None, run.run_id, as_of)
         # the loads are committed: the watermarks follow them whatever the checks find

@@ -308,9 +308,9 @@ def test_a_failing_step_fails_the_run_and_moves_no_watermark(loaded: sa.Engine) 
             t=SOURCE_NOW + timedelta(minutes=5))  # fmt: skip
     execute(loaded, "DELETE FROM dbo.clients WHERE client_id NOT IN (SELECT client_id FROM dbo.projects)")
     execute(loaded, "TRUNCATE dbo.clients CASCADE")  # an empty master table: refused, not deleted
-    with pytest.raises(Exception, match=r"no rows of dbo\.clients were staged"):
+    with pytest.raises(Exception, match=r"circuit breaker: dim\.client would close"):
         run(AS_OF + timedelta(hours=1))
     last = rows(loaded, "SELECT status, error_text FROM ctl.run ORDER BY run_id DESC LIMIT 1")[0]
-    assert last.status == "failed" and "load_dim_client" in last.error_text
+    assert last.status == "failed" and "dim.client" in last.error_text
     assert watermarks(loaded) == marks
     assert q(loaded, "SELECT count(*) FROM dim.client WHERE is_deleted") == 0

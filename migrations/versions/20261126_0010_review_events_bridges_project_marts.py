@@ -13,7 +13,10 @@ incremental loaders ask when their step last succeeded. ``mart.project_overview`
 ``warehouse.load_fact_issue_event`` stores each event's project (backfilled here from the issue version
 it came from, and indexed with the event date for the bridge), and a new version of
 ``warehouse.load_fact_project_monthly`` recomputes the months a late issue deletion reaches (it removes
-daily rows without writing any, so the months were left stale).
+daily rows without writing any, so the months were left stale). ``warehouse.merge_scd2`` gains a circuit
+breaker: a full compare that would close more than ``max_delete_share`` of a dimension's live rows (an
+extract suddenly empty or mostly missing) raises instead, unless the run is forced; the full-compare
+loaders lose their own empty-extract refusal, which had no way to be forced.
 Risk: the backfill updates every stored issue event once (one UPDATE, in the migration's transaction: on
 PostgreSQL the table then holds a dead copy of each row until VACUUM; on SQL Server the log grows by
 the table's size); new
@@ -43,7 +46,13 @@ PROCEDURES = ("warehouse.add_inferred_members", "warehouse.load_fact_review_even
 REPLACED_PROCEDURES = (
     "warehouse.load_fact_project_monthly",  # late deletions recompute their months
     "warehouse.load_fact_issue_event",  # events carry their issue's project
-    "warehouse.merge_scd2",  # a full compare no longer closes an inferred member as a hard delete
+    "warehouse.merge_scd2",  # inferred members survive a full compare; the circuit breaker
+    # the full-compare loaders: their empty-extract guard gives way to merge_scd2's circuit breaker, which
+    # an operator can force past when the source really emptied the table
+    *(
+        f"warehouse.load_dim_{name}"
+        for name in ("client", "project_type", "app_user", "project", "service", "review", "status_map", "priority_map")
+    ),
 )
 BRIDGED_EVENTS = "event_type IN ('created', 'closed')"
 # the project of each stored event: the issue version it came from (one statement per dialect)

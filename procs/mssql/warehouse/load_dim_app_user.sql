@@ -20,9 +20,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.users WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_app_user: no rows of dbo.users were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         user_id, name, role, email, created_at, is_deleted,
         CAST(NULL AS DATETIMEOFFSET) AS change_at,

@@ -21,9 +21,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.clients WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_client: no rows of dbo.clients were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         client_id, client_name, contact_name, contact_email, contact_phone, address, city, state, postcode,
         country, is_deleted,

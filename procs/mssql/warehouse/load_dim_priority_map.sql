@@ -19,9 +19,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.priority_map WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_priority_map: no rows of dbo.issue_priority_map were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         source_system, raw_priority, normalized_priority, is_deleted,
         CAST(NULL AS DATETIMEOFFSET) AS change_at,

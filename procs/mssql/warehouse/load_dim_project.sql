@@ -21,9 +21,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.projects WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_project: no rows of dbo.projects were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         project_id, project_name, client_id, type_id, status, priority, start_date, end_date, area_hectares,
         city, state, contract_value, agreed_fee, created_at, is_deleted,

@@ -19,9 +19,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.project_types WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_project_type: no rows of dbo.project_types were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         type_id, type_name, is_deleted,
         CAST(NULL AS DATETIMEOFFSET) AS change_at,

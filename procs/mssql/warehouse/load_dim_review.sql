@@ -21,9 +21,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.reviews WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_review: no rows of dbo.ServiceReviews were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         review_id, service_id, cycle_no, planned_date, due_date, status, weight_factor, disciplines,
         deliverables, actual_issued_at, assigned_user_id, is_deleted,

@@ -20,9 +20,6 @@ BEGIN
     DECLARE @rows_closed BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
 
-    IF NOT EXISTS (SELECT 1 FROM stg.services WHERE run_id = @p_run_id)
-        THROW 50010, N'load_dim_service: no rows of dbo.ProjectServices were staged by this run. The source table is empty or was not pulled; nothing was changed.', 1;
-
     SELECT TOP (0)
         service_id, project_id, phase, service_code, service_name, unit_type, unit_qty, unit_rate,
         lump_sum_fee, agreed_fee, status, progress_pct, claimed_to_date, assigned_user_id, created_at,

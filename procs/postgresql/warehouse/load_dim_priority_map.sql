@@ -15,11 +15,6 @@ CREATE OR REPLACE PROCEDURE warehouse.load_dim_priority_map(
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    -- A full compare of an empty extract would delete every row: refuse instead.
-    IF NOT EXISTS (SELECT 1 FROM stg.priority_map WHERE run_id = p_run_id) THEN
-        RAISE EXCEPTION 'load_dim_priority_map: no rows of dbo.issue_priority_map were staged by run %', p_run_id
-            USING HINT = 'The source table is empty or was not pulled in this run; nothing was changed.';
-    END IF;
     CALL warehouse.prepare_incoming('priority_map');
 
     INSERT INTO pg_temp.incoming (

@@ -17,11 +17,6 @@ CREATE OR REPLACE PROCEDURE warehouse.load_dim_project(
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    -- A full compare of an empty extract would delete every row: refuse instead.
-    IF NOT EXISTS (SELECT 1 FROM stg.projects WHERE run_id = p_run_id) THEN
-        RAISE EXCEPTION 'load_dim_project: no rows of dbo.projects were staged by run %', p_run_id
-            USING HINT = 'The source table is empty or was not pulled in this run; nothing was changed.';
-    END IF;
     CALL warehouse.prepare_incoming('project');
 
     INSERT INTO pg_temp.incoming (

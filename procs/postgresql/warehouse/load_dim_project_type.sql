@@ -15,11 +15,6 @@ CREATE OR REPLACE PROCEDURE warehouse.load_dim_project_type(
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    -- A full compare of an empty extract would delete every row: refuse instead.
-    IF NOT EXISTS (SELECT 1 FROM stg.project_types WHERE run_id = p_run_id) THEN
-        RAISE EXCEPTION 'load_dim_project_type: no rows of dbo.project_types were staged by run %', p_run_id
-            USING HINT = 'The source table is empty or was not pulled in this run; nothing was changed.';
-    END IF;
     CALL warehouse.prepare_incoming('project_type');
 
     INSERT INTO pg_temp.incoming (type_id, type_name, is_deleted, change_at, first_seen_from)

@@ -11,7 +11,10 @@
 --               completed in place, not versioned;
 --             * with p_full_compare, a current key absent from incoming (a hard delete; not an inferred
 --               member, which the source has not delivered yet) is closed at p_as_of and followed by a
---               deleted version, so every key keeps one current row.
+--               deleted version, so every key keeps one current row. Circuit breaker: when that would
+--               close more than the transaction's pmw.max_delete_share of a dimension's live rows (of
+--               ten or more, or all of them: an empty extract), it raises instead and the caller's
+--               transaction writes nothing.
 --             Unchanged rows are not touched: a re-read of the same data writes nothing.
 --             The row hash is a 64-bit hash of the tracked columns' values (hash_record_extended):
 --             no text formatting, so no session setting (TimeZone, DateStyle) can change it.
@@ -61,6 +64,9 @@ DECLARE
     v_index_definitions text[];
     v_index_names text[];
     v_position integer;
+    -- the circuit breaker's limit, set for the transaction by the flow (NULL when called by hand: none)
+    v_max_delete_share numeric := NULLIF(current_setting('pmw.max_delete_share', true), '')::numeric;
+    v_live bigint;
 BEGIN
     SELECT array_agg(a.attname::text ORDER BY a.attnum)
     INTO v_attributes
@@ -210,6 +216,22 @@ BEGIN
             'AND d.%2$s <> -1 AND NOT EXISTS (SELECT 1 FROM %4$s AS i WHERE %3$s)',
             v_table, v_sk, v_key_match, v_source
         );
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        -- circuit breaker: an extract suddenly empty or mostly missing must not close the dimension
+        IF v_count > 0 AND v_max_delete_share < 1 THEN
+            EXECUTE format(
+                'SELECT count(*) FROM %1$s WHERE is_current AND NOT is_deleted AND NOT is_inferred AND %2$s <> -1',
+                v_table, v_sk
+            ) INTO v_live;
+            -- a small dimension may lose a few rows, but not all of them
+            IF (v_live >= 10 OR v_count = v_live) AND v_count > v_max_delete_share * v_live THEN
+                RAISE EXCEPTION 'circuit breaker: dim.% would close % of its % live rows (% %%) as deleted at the '
+                    'source, more than the limit of % %%; nothing was written',
+                    p_dimension, v_count, v_live, round(100.0 * v_count / v_live, 1), round(100 * v_max_delete_share, 1)
+                    USING HINT = 'Check the source table. If it really lost those rows, rerun with '
+                        '`pmw run --force-deletes` (flow parameter force_deletes); the limit is PMW_MAX_DELETE_SHARE.';
+            END IF;
+        END IF;
         EXECUTE format(
             'UPDATE %1$s AS d SET valid_to = GREATEST($1, g.valid_from + interval ''1 microsecond''), '
             'is_current = FALSE FROM pg_temp.scd_gone AS g WHERE d.%2$s = g.%2$s',

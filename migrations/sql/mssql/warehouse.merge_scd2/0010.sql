@@ -6,7 +6,10 @@
 --             columns differs from its current row gets a new version and the old one is closed where
 --             it starts (contiguous); a new key starts at first_seen_from, else change_at, else
 --             @as_of; inferred members are completed in place; with @full_compare, a current key
---             absent from #incoming is closed at @as_of and followed by a deleted version.
+--             absent from #incoming (not an inferred member) is closed at @as_of and followed by a
+--             deleted version, unless that would close more than SESSION_CONTEXT 'pmw.max_delete_share'
+--             of the dimension's live rows (of ten or more, or all of them): then it throws 50030 and
+--             nothing is written.
 --             Unchanged rows are not touched.
 -- Parameters: @dimension: table in schema dim; @key_columns: comma-separated business key;
 --             @full_compare; @as_of; @run_id. OUTPUT: @rows_inserted (new keys), @rows_updated (new
@@ -32,6 +35,9 @@ BEGIN
     DECLARE @keys TABLE (column_name SYSNAME NOT NULL, ordinal INT NOT NULL);
     DECLARE @attributes TABLE (column_name SYSNAME NOT NULL, ordinal INT NOT NULL);
     DECLARE @count BIGINT;
+    -- the circuit breaker's limit, set in the session context by the flow (NULL when called by hand: none)
+    DECLARE @max_delete_share DECIMAL(9, 6)
+        = TRY_CAST(CAST(SESSION_CONTEXT(N'pmw.max_delete_share') AS NVARCHAR(30)) AS DECIMAL(9, 6));
 
     IF OBJECT_ID(@table) IS NULL OR OBJECT_ID(N'tempdb..#incoming') IS NULL
         THROW 50020, N'merge_scd2: the dimension does not exist or #incoming was not created by the caller.', 1;
@@ -111,6 +117,17 @@ BEGIN
         + N'SELECT d.* INTO #scd_gone FROM ' + @table + N' AS d WHERE d.is_current = 1 AND d.is_deleted = 0 '
         + N'AND d.is_inferred = 0 '
         + N'AND d.' + @sk + N' <> -1 AND NOT EXISTS (SELECT 1 FROM #scd_in AS i WHERE ' + @key_match + N'); '
+        -- circuit breaker: an extract suddenly empty or mostly missing must not close the dimension
+        + N'DECLARE @gone BIGINT = @@ROWCOUNT, @live BIGINT, @message NVARCHAR(2000); '
+        + N'IF @gone > 0 AND @max_delete_share < 1 BEGIN '
+        + N'SELECT @live = COUNT_BIG(*) FROM ' + @table + N' WHERE is_current = 1 AND is_deleted = 0 '
+        + N'AND is_inferred = 0 AND ' + @sk + N' <> -1; '
+        + N'IF (@live >= 10 OR @gone = @live) AND @gone > @max_delete_share * @live BEGIN '
+        + N'SET @message = CONCAT(N''circuit breaker: ' + @table + N' would close '', @gone, N'' of its '', @live, '
+        + N'N'' live rows as deleted at the source, more than the limit of '', @max_delete_share * 100, '
+        + N'N'' %; nothing was written. Check the source table; if it really lost those rows, rerun with '
+        + N'pmw run --force-deletes (flow parameter force_deletes); the limit is PMW_MAX_DELETE_SHARE.''); '
+        + N'THROW 50030, @message, 1; END; END; '
         + N'UPDATE d SET valid_to = CASE WHEN @as_of > g.valid_from THEN @as_of '
         + N'ELSE DATEADD(MICROSECOND, 1, g.valid_from) END, is_current = 0 FROM ' + @table + N' AS d '
         + N'INNER JOIN #scd_gone AS g ON d.' + @sk + N' = g.' + @sk + N'; '
@@ -125,11 +142,13 @@ BEGIN
 
     EXEC sp_executesql
         @sql,
-        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @full_compare BIT, @inserted BIGINT OUTPUT, '
+        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @full_compare BIT, @max_delete_share DECIMAL(9, 6), '
+        + N'@inserted BIGINT OUTPUT, '
         + N'@updated BIGINT OUTPUT, @closed BIGINT OUTPUT, @deleted BIGINT OUTPUT',
         @as_of = @as_of,
         @run_id = @run_id,
         @full_compare = @full_compare,
+        @max_delete_share = @max_delete_share,
         @inserted = @rows_inserted OUTPUT,
         @updated = @count OUTPUT,
         @closed = @rows_closed OUTPUT,
