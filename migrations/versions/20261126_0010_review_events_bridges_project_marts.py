@@ -16,7 +16,8 @@ it came from, and indexed with the event date for the bridge), and a new version
 daily rows without writing any, so the months were left stale). ``warehouse.merge_scd2`` gains a circuit
 breaker: a full compare that would close more than ``max_delete_share`` of a dimension's live rows (an
 extract suddenly empty or mostly missing) raises instead, unless the run is forced; the full-compare
-loaders lose their own empty-extract refusal, which had no way to be forced.
+loaders lose their own empty-extract refusal, which had no way to be forced. Days loaded before 0002 get
+their fiscal month and quarter (0002 left them NULL and the flow never called the date loader again).
 Risk: the backfill updates every stored issue event once (one UPDATE, in the migration's transaction: on
 PostgreSQL the table then holds a dead copy of each row until VACUUM; on SQL Server the log grows by
 the table's size); new
@@ -55,13 +56,26 @@ REPLACED_PROCEDURES = (
     ),
 )
 BRIDGED_EVENTS = "event_type IN ('created', 'closed')"
-# the project of each stored event: the issue version it came from (one statement per dialect)
+# the events loader's rule: the version's project, else the project another version of the issue resolved
+_VERSION_PROJECT = (
+    "SELECT v.issue_sk, COALESCE(v.project_id, MAX(v.project_id) OVER (PARTITION BY k.issue_key)) AS project_id "
+    "FROM dim.issue AS v INNER JOIN dim.issue_key AS k ON k.source_system = v.source_system "
+    "AND k.source_project_id = v.source_project_id AND k.source_issue_id = v.source_issue_id"
+)
 BACKFILL_EVENT_PROJECT = {
-    "postgresql": "UPDATE fact.issue_event AS e SET project_id = i.project_id FROM dim.issue AS i "
-    "WHERE i.issue_sk = e.issue_sk AND i.project_id IS NOT NULL",
-    "mssql": "UPDATE e SET project_id = i.project_id FROM fact.issue_event AS e "
-    "INNER JOIN dim.issue AS i ON i.issue_sk = e.issue_sk WHERE i.project_id IS NOT NULL",
+    "postgresql": "UPDATE fact.issue_event AS e SET project_id = p.project_id FROM (" + _VERSION_PROJECT + ") AS p "
+    "WHERE p.issue_sk = e.issue_sk AND p.project_id IS NOT NULL",
+    "mssql": "UPDATE e SET project_id = p.project_id FROM fact.issue_event AS e INNER JOIN ("
+    + _VERSION_PROJECT
+    + ") AS p ON p.issue_sk = e.issue_sk WHERE p.project_id IS NOT NULL",
 }  # an event of an issue without a project keeps the column's default, -1 (the unknown project)
+# 0002 added the fiscal periods without filling them (the date loader would, it said, but the flow skipped
+# a calendar whose days were all there): fill what is still NULL, by the loader's rule
+FISCAL_MONTH = {
+    "postgresql": "(EXTRACT(MONTH FROM full_date)::integer - EXTRACT(MONTH FROM fiscal_year_start_date)::integer "
+    "+ 12) % 12 + 1",
+    "mssql": "(MONTH(full_date) - MONTH(fiscal_year_start_date) + 12) % 12 + 1",
+}
 NEW_VIEWS = ("mart.project_overview", "mart.project_scorecard")  # the scorecard reads the overview
 REPLACED_VIEWS = ("mart.issue_trend",)
 REVIEW_EVENT_TYPES = (
@@ -118,6 +132,12 @@ def upgrade() -> None:
         schema="fact",
     )
     op.execute(BACKFILL_EVENT_PROJECT[op.get_context().dialect.name])
+    op.execute(
+        f"UPDATE dim.date SET fiscal_month_number = {FISCAL_MONTH[op.get_context().dialect.name]} "
+        "WHERE fiscal_month_number IS NULL AND fiscal_year_start_date IS NOT NULL"
+    )
+    op.execute("UPDATE dim.date SET fiscal_quarter = (fiscal_month_number - 1) / 3 + 1 "
+               "WHERE fiscal_quarter IS NULL AND fiscal_month_number IS NOT NULL")  # fmt: skip
     op.create_index(
         op.f("ix_issue_event_project_id_event_date_key"), "issue_event", ["project_id", "event_date_key"],
         schema="fact", postgresql_where=sa.text(BRIDGED_EVENTS), mssql_where=sa.text(BRIDGED_EVENTS),
