@@ -1,4 +1,4 @@
-"""Invariants every SCD2 dimension must satisfy, and a comparable picture of dimension contents."""
+"""Invariants every SCD2 dimension must satisfy, and comparable pictures of dimension (and whole-warehouse) contents."""
 
 from __future__ import annotations
 
@@ -61,4 +61,43 @@ def dimension_contents(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]
             ]
             rows = conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM dim.{name}").all()
             picture[name] = sorted((tuple(r) for r in rows), key=repr)
+    return picture
+
+
+def _version_of(dimension: str, column: str) -> str:
+    """A SQL expression naming the dimension version a surrogate key points at by its business key and start."""
+    keys = ", ".join(f"d.{k}" for k in DIMENSION_KEYS[dimension])
+    return f"(SELECT ROW({keys}, d.valid_from)::text FROM dim.{dimension} AS d WHERE d.{dimension}_sk = f.{column})"
+
+
+def warehouse_contents(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every dim, fact and brg row, comparable across warehouses built from the same source.
+
+    Surrogate and durable keys are numbered by load order (a rolled-back step consumes numbers), so
+    each is replaced by what it stands for: a dimension version by its business key and valid_from, an
+    issue key by the issue's identity. Load bookkeeping (run ids) is left out.
+    """
+    picture = dimension_contents(engine)
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("""SELECT table_schema || '.' || table_name AS qualified, column_name FROM
+            information_schema.columns WHERE table_schema IN ('fact', 'brg') ORDER BY 1, ordinal_position""")
+        )
+        tables: dict[str, list[str]] = {}
+        for row in found:
+            tables.setdefault(row.qualified, []).append(row.column_name)
+        for table, columns in tables.items():
+            selected = []
+            for column in columns:
+                if column in BOOKKEEPING:
+                    continue
+                if column == "issue_key":
+                    selected.append("(SELECT ROW(k.source_system, k.source_project_id, k.source_issue_id)::text "
+                                    "FROM dim.issue_key AS k WHERE k.issue_key = f.issue_key)")  # fmt: skip
+                elif column.endswith("_sk") and column.removesuffix("_sk") in DIMENSION_KEYS:
+                    selected.append(_version_of(column.removesuffix("_sk"), column))
+                else:
+                    selected.append(f"f.{column}")
+            rows = conn.exec_driver_sql(f"SELECT {', '.join(selected)} FROM {table} AS f").all()
+            picture[table] = sorted((tuple(r) for r in rows), key=repr)
     return picture

@@ -1,0 +1,130 @@
+"""Fault injection: the flow's process is killed (SIGKILL, with everything it started) at points across a
+run — during a pull, at a boundary between dimension steps, during a dimension procedure, during a fact
+procedure, between the loads and the watermark update, during the quality checks — and the next run
+gives the same whole warehouse (every dim, fact and brg row, surrogate keys and run ids aside) as an
+uninterrupted run on the same source.
+
+How a point is reached: a test connection locks the table the run touches there, so the run stalls at
+exactly that point; the process is killed while it waits, then the lock is released.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import create_database, drop_database
+from dimension_checks import scd2_violations, warehouse_contents
+from sqlalchemy.engine import URL
+
+from flows import demo_source, migrate
+from flows.run_log import STALE_RUN_MESSAGE
+from flows.warehouse_flow import RunParameters, warehouse
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+# point -> the table locked to stall the run there
+POINTS = {
+    "during the issues pull": "stg.issues",
+    "between the project and service dimension steps": "dim.service",
+    "during the issue dimension procedure": "dim.issue",
+    "during the issue events fact procedure": "fact.issue_event",
+    "between the loads and the watermark update": "ctl.watermark",
+    "during the quality checks": "ctl.data_quality_result",
+}
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
+
+
+def _seed_and_upgrade(url: URL) -> sa.Engine:
+    os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
+    migrate.upgrade("head")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    demo_source.seed(engine, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+    return engine
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(server_admin_url: URL) -> Iterator[dict[str, list[tuple[object, ...]]]]:
+    """The whole warehouse after one uninterrupted run on the standard seed."""
+    saved = os.environ.get("PMW_WAREHOUSE_URL")
+    url = create_database(server_admin_url, prefix="pmw_uninterrupted")
+    try:
+        engine = _seed_and_upgrade(url)
+        assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+        contents = warehouse_contents(engine)
+        engine.dispose()
+        assert all(contents[t] for t in ("issue", "fact.issue_daily", "fact.issue_event", "brg.review_issue"))
+        yield contents
+    finally:
+        if saved is None:
+            os.environ.pop("PMW_WAREHOUSE_URL", None)
+        else:
+            os.environ["PMW_WAREHOUSE_URL"] = saved
+        drop_database(server_admin_url, url)
+
+
+def _wait_for_a_waiter(engine: sa.Engine, table: str, child: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    """Until a session waits for the lock on ``table`` (the run has reached the point)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.poll() is None, "the run ended before reaching the point"
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                sa.text("SELECT count(*) FROM pg_locks WHERE relation = CAST(:t AS regclass) AND NOT granted"),
+                {"t": table},
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the run never reached the lock on {table}")
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
+    point: str,
+    upgraded: sa.Engine,
+    database_url: URL,
+    tmp_path: Path,
+    uninterrupted: dict[str, list[tuple[object, ...]]],
+) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+    table = POINTS[point]
+    blocker = upgraded.connect()
+    blocker.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+    env = {
+        **os.environ,
+        "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
+        "PREFECT_HOME": str(tmp_path / "prefect-child"),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--as-of", AS_OF.isoformat()],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_a_waiter(upgraded, table, child)
+        os.killpg(child.pid, signal.SIGKILL)  # the run's process and everything it started
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        blocker.rollback()
+        blocker.close()
+
+    result = warehouse(RunParameters(as_of=AS_OF))
+    assert result["status"] == "success"
+    with upgraded.connect() as conn:
+        killed = conn.execute(sa.text("SELECT status, error_text FROM ctl.run ORDER BY run_id LIMIT 1")).one()
+    assert (killed.status, killed.error_text) == ("failed", STALE_RUN_MESSAGE.format(run_id=result["run_id"]))
+    assert scd2_violations(upgraded) == {}
+    contents = warehouse_contents(upgraded)
+    assert set(contents) == set(uninterrupted)
+    for table_name, rows in uninterrupted.items():
+        assert contents[table_name] == rows, f"{point}: {table_name} differs from the uninterrupted run"
