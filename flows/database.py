@@ -201,6 +201,10 @@ def release_run_lock(conn: sa.Connection) -> None:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: a lost connection, a deadlock, a serialization failure."""
+    from flows.errors import SourceUnavailable
+
+    if isinstance(exc, SourceUnavailable):
+        return True
     if isinstance(exc, sa.exc.DBAPIError):
         if exc.connection_invalidated:
             return True

@@ -28,6 +28,18 @@ class SourceError(WarehouseError):
     """The operational (source) database is missing, unreachable or not as expected."""
 
 
+class SourceUnavailable(SourceError):
+    """The source database cannot be reached (down, wrong address): transient, so a task retries it."""
+
+    def __init__(self, where: str, cause: BaseException) -> None:
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        super().__init__(
+            f"the source database at {where} could not be reached: {reason}. Check that it is running and that "
+            "PMW_SOURCE_URL points at it; this run loaded nothing from it and moved no watermark, so the next "
+            "run picks up where the last successful one left off."
+        )
+
+
 class MigrationError(WarehouseError):
     """A schema migration cannot be applied or generated as asked."""
 

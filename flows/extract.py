@@ -13,6 +13,8 @@ stream in chunks from the source and go in through the warehouse's bulk path (CO
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows.errors import SourceUnavailable
 from flows.sources import Partition, SourceObject
 
 CHUNK_ROWS = 50_000
@@ -142,7 +145,7 @@ def _stream(
     """Copy the query's rows into staging in chunks through the warehouse driver's bulk path."""
     columns = list(staging.c.keys())
     total = 0
-    with source_engine.connect() as source_conn, warehouse.begin() as target:
+    with _source_connection(source_engine) as source_conn, warehouse.begin() as target:
         result = source_conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(query)
         for chunk in result.partitions(CHUNK_ROWS):
             rows = [(run_id, zone, *row) for row in chunk]
@@ -152,6 +155,17 @@ def _stream(
                 _executemany_fast(target, staging.name, columns, rows)
             total += len(rows)
     return total
+
+
+@contextmanager
+def _source_connection(source_engine: Engine) -> Iterator[sa.Connection]:
+    """A connection to the source; failing to get one is SourceUnavailable (the URL's password hidden)."""
+    try:
+        conn = source_engine.connect()
+    except sa.exc.OperationalError as exc:
+        raise SourceUnavailable(source_engine.url.render_as_string(hide_password=True), exc.orig or exc) from exc
+    with conn:
+        yield conn
 
 
 def _driver_connection(conn: sa.Connection) -> Any:

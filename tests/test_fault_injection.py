@@ -128,3 +128,59 @@ def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
     assert set(contents) == set(uninterrupted)
     for table_name, rows in uninterrupted.items():
         assert contents[table_name] == rows, f"{point}: {table_name} differs from the uninterrupted run"
+
+
+def test_a_connection_dropped_mid_step_is_retried_and_the_run_succeeds(
+    upgraded: sa.Engine, database_url: URL, tmp_path: Path, uninterrupted: dict[str, list[tuple[object, ...]]]
+) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+    blocker = upgraded.connect()
+    blocker.execute(sa.text("LOCK TABLE dim.issue IN ACCESS EXCLUSIVE MODE"))
+    env = {
+        **os.environ,
+        "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
+        "PREFECT_HOME": str(tmp_path / "prefect-child"),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--as-of", AS_OF.isoformat()],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for_a_waiter(upgraded, "dim.issue", child)
+        with upgraded.connect() as conn:  # the server drops the run's connection in the middle of the step
+            dropped = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE relation = 'dim.issue'::regclass "
+                "AND NOT granted")).scalar_one()  # fmt: skip
+        assert dropped == 1
+    finally:
+        blocker.rollback()
+        blocker.close()
+    output, _ = child.communicate(timeout=300)
+    assert child.returncode == 0, output.decode()
+    with upgraded.connect() as conn:
+        run = conn.execute(sa.text("SELECT status FROM ctl.run")).scalars().all()
+    assert run == ["success"]
+    assert warehouse_contents(upgraded) == uninterrupted
+
+
+def test_a_source_outage_fails_the_run_clearly_and_moves_nothing(
+    upgraded: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
+    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    with upgraded.connect() as conn:
+        marks = conn.execute(sa.text("SELECT * FROM ctl.watermark ORDER BY 1, 2")).all()
+    before = warehouse_contents(upgraded)
+    # the operational database is down: nothing listens where it should be
+    monkeypatch.setenv("PMW_SOURCE_URL", "postgresql+psycopg://reader:s3cret-pw@127.0.0.1:9/ProjectManagement")
+    with pytest.raises(Exception) as raised:
+        warehouse(RunParameters(as_of=datetime(2026, 11, 2, tzinfo=UTC)))
+    with upgraded.connect() as conn:
+        failed = conn.execute(sa.text("SELECT status, error_text FROM ctl.run ORDER BY run_id DESC LIMIT 1")).one()
+        assert conn.execute(sa.text("SELECT * FROM ctl.watermark ORDER BY 1, 2")).all() == marks
+    assert failed.status == "failed"
+    assert failed.error_text.startswith("SourceUnavailable: the source database at postgresql+psycopg://reader:***@")
+    assert "could not be reached" in failed.error_text and "PMW_SOURCE_URL" in failed.error_text
+    assert "s3cret-pw" not in failed.error_text
+    assert "s3cret-pw" not in str(raised.value)
+    assert warehouse_contents(upgraded) == before
