@@ -7,6 +7,7 @@ server is started (or attached to) and its ``WAREHOUSE_DB`` database created on 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -166,7 +167,8 @@ def acquire_migration_lock(conn: sa.Connection) -> None:
 
         raise MigrationError(
             f"could not take the migration lock {MIGRATION_LOCK!r} within {_LOCK_TIMEOUT_MS // 1000} s: "
-            "another deploy is migrating this warehouse. Wait for it to finish, then run the upgrade again."
+            "another deploy is migrating this warehouse, or a warehouse run is in progress (a run holds the lock "
+            "shared). Wait for it to finish (`pmw status`), then run the upgrade again."
         ) from exc
 
 
@@ -185,13 +187,41 @@ def try_run_lock(conn: sa.Connection) -> bool:
     return result is not None and int(result) >= 0
 
 
+def try_shared_migration_lock(conn: sa.Connection, wait_seconds: float) -> bool:
+    """Hold the migration lock shared for the life of ``conn``'s session, waiting up to ``wait_seconds``.
+
+    A run holds it so that no migration changes the warehouse under it, and so that a run started while
+    a migration holds it (exclusively) waits for the migration instead of reading a half-built schema.
+    """
+    if conn.dialect.name == "postgresql":
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            sql = f"SELECT pg_try_advisory_lock_shared(hashtext('{MIGRATION_LOCK}'))"
+            if conn.exec_driver_sql(sql).scalar():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+    result = conn.exec_driver_sql(
+        "DECLARE @result INT; EXEC @result = sp_getapplock @Resource = N'" + MIGRATION_LOCK + "', "
+        f"@LockMode = N'Shared', @LockOwner = N'Session', @LockTimeout = {int(wait_seconds * 1000)}; SELECT @result"
+    ).scalar()
+    return result is not None and int(result) >= 0
+
+
 def release_run_lock(conn: sa.Connection) -> None:
-    """Release the run lock and close ``conn``; a pooled connection must not keep the lock alive."""
+    """Release the run lock (and the shared migration lock) and close ``conn``; a pooled connection must not
+    keep either alive."""
     try:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_unlock(hashtext('{RUN_LOCK}'))")
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock_shared(hashtext('{MIGRATION_LOCK}'))")
         else:
             conn.exec_driver_sql(f"EXEC sp_releaseapplock @Resource = N'{RUN_LOCK}', @LockOwner = N'Session'")
+            conn.exec_driver_sql(
+                f"IF APPLOCK_MODE('public', N'{MIGRATION_LOCK}', 'Session') <> 'NoLock' "
+                f"EXEC sp_releaseapplock @Resource = N'{MIGRATION_LOCK}', @LockOwner = N'Session'"
+            )
         conn.commit()
     except sa.exc.DBAPIError:
         conn.invalidate()  # closing the session releases the lock for certain

@@ -44,6 +44,10 @@ class MigrationError(WarehouseError):
     """A schema migration cannot be applied or generated as asked."""
 
 
+class MigrationInProgress(MigrationError):
+    """A run found the warehouse being migrated, or not at the code's revision: it wrote nothing."""
+
+
 class QualityCheckError(WarehouseError):
     """A data-quality check is declared in a way that cannot run."""
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from flows import database
+from flows.errors import MigrationInProgress
 from flows.extract import ExtractWindow
 from flows.quality import CheckResult
 
@@ -78,14 +79,27 @@ class RunLog:
         self.engine = engine
         self.flow_name = flow_name
 
-    def open(self, as_of: datetime, parameters: dict[str, object], flow_run_id: str | None) -> Run | None:
-        """Start a run, or record a skipped one and return None when another run holds the lock."""
+    def open(
+        self,
+        as_of: datetime,
+        parameters: dict[str, object],
+        flow_run_id: str | None,
+        migration_wait_seconds: float = 60,
+    ) -> Run | None:
+        """Start a run, or record a skipped one and return None when another run holds the lock.
+
+        A run also holds the migration lock shared: one started while a migration runs waits up to
+        ``migration_wait_seconds`` for it, then refuses (MigrationInProgress) having written nothing, as it
+        does when the warehouse is not at the code's revision.
+        """
         lock_connection = self.engine.connect()
         try:
             acquired = database.try_run_lock(lock_connection)
             lock_connection.commit()
+            if acquired:
+                self._check_no_migration(lock_connection, migration_wait_seconds)
         except BaseException:
-            lock_connection.close()
+            database.release_run_lock(lock_connection)
             raise
         started = utc_now()
         run_values = {
@@ -125,6 +139,25 @@ class RunLog:
                 {"now": started, "message": message, "run_id": run_id},
             )
         return Run(run_id=run_id, as_of=as_of, lock_connection=lock_connection)
+
+    @staticmethod
+    def _check_no_migration(lock_connection: sa.Connection, wait_seconds: float) -> None:
+        from flows import migrate
+
+        if not database.try_shared_migration_lock(lock_connection, wait_seconds):
+            raise MigrationInProgress(
+                f"a migration of this warehouse is in progress (it holds the lock {database.MIGRATION_LOCK!r}); "
+                f"this run waited {wait_seconds:g} s and stopped without writing anything. Start it again when the "
+                "upgrade has finished (PMW_MIGRATION_WAIT_SECONDS sets how long a run waits)."
+            )
+        lock_connection.commit()
+        current, heads = migrate.current_revision(lock_connection), migrate.heads()
+        lock_connection.commit()
+        if current not in heads:
+            raise MigrationInProgress(
+                f"the warehouse is at revision {current or 'none'} but this code needs {' or '.join(heads)}; "
+                "this run wrote nothing. Run `pmw upgrade` (or `alembic upgrade head`) first."
+            )
 
     def watermarks(self) -> dict[tuple[str, str], datetime | None]:
         with self.engine.connect() as conn:

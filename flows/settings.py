@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     )
     calendar_start: date = Field(default=date(2000, 1, 1), description="First day of the date dimension.")
     calendar_years_ahead: int = Field(default=5, ge=0, le=100, description="Years past the as-of date to load.")
+    migration_wait_seconds: float = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="How long a run started while a migration holds the warehouse waits for it before it "
+        "stops, having written nothing.",
+    )
     max_delete_share: float = Field(
         default=0.25,
         ge=0,

@@ -100,7 +100,12 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
     log = ctx.run_log
     from prefect.runtime import flow_run
 
-    run = log.open(as_of, parameters.model_dump(mode="json"), str(flow_run.id) if flow_run.id else None)
+    run = log.open(
+        as_of,
+        parameters.model_dump(mode="json"),
+        str(flow_run.id) if flow_run.id else None,
+        migration_wait_seconds=ctx.settings.migration_wait_seconds,
+    )
     if run is None:
         print("another warehouse run holds the run lock: this run is skipped and changed nothing")
         return {"run_id": None, "status": "skipped"}
