@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract, quality
+from flows import database, extract, quality, validation
 from flows.facts import SETTING_ARGUMENTS
 from flows.run_log import RunLog, StepCounts
 from flows.settings import Settings
@@ -55,6 +55,7 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
             source_timezone=ctx.settings.source_timezone,
             full_refresh=full_refresh,
         )
+        validation.check_source_columns(ctx.source, source)  # schema drift: stop before anything is written
         extract.clear_staging(ctx.warehouse, source)
         for window in windows:
             rows, newest = extract.pull(
@@ -62,6 +63,10 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
             )
             log.record_window(run_id, window, rows, newest)
             counts.rows_read += rows
+        # rejected rows leave staging for ctl.quarantine; the run log counts them as the pull's deleted rows
+        counts.rows_deleted = validation.quarantine_staged(
+            ctx.warehouse, source, run_id, as_of, ctx.settings.source_timezone, ctx.settings.quarantine_max_share
+        )
     return counts
 
 

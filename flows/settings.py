@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         description="How long a run started while a migration holds the warehouse waits for it before it "
         "stops, having written nothing.",
     )
+    quarantine_max_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="The largest share (0-1) of one extract that may be quarantined as bad input while the run "
+        "goes on; more fails the pull, nothing loaded.",
+    )
     max_delete_share: float = Field(
         default=0.25,
         ge=0,

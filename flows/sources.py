@@ -42,6 +42,10 @@ class SourceObject:
     partitions: tuple[Partition, ...] = field(default_factory=tuple)
     null_cursor: NullCursorPolicy = "include"
     procedure: str = ""  # warehouse procedure that loads the staged rows into their dimension
+    # bad-input rules (flows/validation.py): instants of things that already happened (never in the
+    # future), and (earlier, later) pairs that cannot be the other way round
+    past_instants: tuple[str, ...] = ()
+    ordered_instants: tuple[tuple[str, str], ...] = ()
 
     @property
     def staging_table(self) -> str:
@@ -114,6 +118,7 @@ SOURCES: tuple[SourceObject, ...] = (
                  "disciplines", "deliverables", "actual_issued_at", "assigned_user_id"),
         strategy="full_compare",  # no change column; rows are hard-deleted
         time_semantics="local",
+        past_instants=("actual_issued_at",),
     ),
     SourceObject(
         name="issue_categories",
@@ -159,6 +164,8 @@ SOURCES: tuple[SourceObject, ...] = (
         # One watermark per tracker: ACC stamps UTC, Revizto the server's local time, and either
         # tracker's import can lag the other by hours.
         partitions=(Partition("ACC", "utc"), Partition("Revizto", "local")),
+        past_instants=("created_at", "closed_at", "deleted_at"),
+        ordered_instants=(("created_at", "closed_at"), ("created_at", "deleted_at")),
     ),
     SourceObject(
         name="processed_issues",

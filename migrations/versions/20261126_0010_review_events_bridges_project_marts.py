@@ -18,6 +18,7 @@ breaker: a full compare that would close more than ``max_delete_share`` of a dim
 extract suddenly empty or mostly missing) raises instead, unless the run is forced; the full-compare
 loaders lose their own empty-extract refusal, which had no way to be forced. Days loaded before 0002 get
 their fiscal month and quarter (0002 left them NULL and the flow never called the date loader again).
+``ctl.quarantine`` keeps staged rows rejected as bad input, with their reason and run.
 Risk: the backfill updates every stored issue event once (one UPDATE, in the migration's transaction: on
 PostgreSQL the table then holds a dead copy of each row until VACUUM; on SQL Server the log grows by
 the table's size); new
@@ -89,6 +90,19 @@ def _in_list(column: str, values: tuple[str, ...]) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "quarantine",
+        sa.Column("quarantine_id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("run_id", sa.BigInteger, nullable=False),
+        sa.Column("source_object", sa.String(128), nullable=False, comment="flows/sources.py name"),
+        sa.Column("business_key", sa.Unicode(400), nullable=True, comment="key values joined by |"),
+        sa.Column("reason", sa.Unicode(200), nullable=False),
+        sa.Column("row_data", sa.UnicodeText, nullable=True, comment="the staged row as JSON"),
+        sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=False),
+        schema="ctl",
+        comment="staged rows rejected as bad input (flows/validation.py), kept across runs",
+    )
+    op.create_index(op.f("ix_quarantine_run_id"), "quarantine", ["run_id"], schema="ctl")
     op.create_table(
         "review_event",
         sa.Column("review_id", sa.Integer, primary_key=True, autoincrement=False, comment="the review's key"),
@@ -171,3 +185,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_review_issue_run_id"), table_name="review_issue", schema="brg")
     op.drop_table("review_issue", schema="brg")
     op.drop_table("review_event", schema="fact")
+    op.drop_index(op.f("ix_quarantine_run_id"), table_name="quarantine", schema="ctl")
+    op.drop_table("quarantine", schema="ctl")

@@ -1,0 +1,154 @@
+"""Bad input: the source's shape is checked before a pull, and staged rows that cannot be loaded are
+moved to ``ctl.quarantine`` (reason, run id, the row as JSON) before any procedure sees them.
+
+Rules, set-based over the staging table (one scan counts every rule; rows move only when some match):
+
+* a NULL business-key column;
+* a business key repeated in one extract of a full-compare source (which row is the truth is unknown;
+  a cursor source's repeats are versions, and the merge keeps the latest);
+* a date or instant outside 1900-2199 (year 1 and 9999 are sentinels, not dates);
+* an instant the source declares as past (``past_instants``) later than the source's own clock at the
+  run's as-of, plus an hour;
+* a declared pair out of order (``ordered_instants``: closed before created, say).
+
+The run goes on without the quarantined rows unless they exceed ``PMW_QUARANTINE_MAX_SHARE`` of the
+extract: then the pull fails (the quarantined rows stay recorded for inspection, nothing is loaded, no
+watermark moves). A quarantined cursor row is behind its watermark once the run succeeds; when the source
+fixes it, its change time moves and the next run reads it again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flows.errors import SourceError
+from flows.sources import SourceObject
+
+EARLIEST, LATEST = "1900-01-01", "2200-01-01"
+CLOCK_SLACK = timedelta(hours=1)
+DATE_TYPES = ("date", "timestamp without time zone", "timestamp with time zone", "datetime", "datetime2",
+              "datetimeoffset", "smalldatetime")  # fmt: skip
+
+
+class SourceSchemaDrift(SourceError):
+    """A declared source column is missing from the source object."""
+
+
+class QuarantineThresholdExceeded(SourceError):
+    """Too many of an extract's rows were rejected to trust the rest."""
+
+
+def check_source_columns(source_engine: Engine, source: SourceObject) -> None:
+    """Every column the extraction reads exists in the source object, or SourceSchemaDrift names the missing."""
+    with source_engine.connect() as conn:
+        present = {
+            name.lower()
+            for name in conn.execute(
+                sa.text("SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = :schema AND table_name = :table"),
+                {"schema": source.source_schema, "table": source.source_table},
+            ).scalars()
+        }  # fmt: skip
+    qualified = f"{source.source_schema}.{source.source_table}"
+    if not present:
+        raise SourceSchemaDrift(
+            f"the source object {qualified} does not exist (or this login cannot see it); the extraction of "
+            f"{source.name!r} reads it. Restore it, grant access, or map its new name in flows/sources.py; "
+            "nothing was staged or loaded."
+        )
+    missing = [name for name in source.columns if name.lower() not in present]
+    if missing:
+        raise SourceSchemaDrift(
+            f"the source object {qualified} has no column {', '.join(missing)} (removed or renamed?); the "
+            f"extraction of {source.name!r} reads {', '.join(source.columns)}. Restore the column or map its new "
+            "name in flows/sources.py (and the staging table); nothing was staged or loaded."
+        )
+
+
+def _rules(source: SourceObject, date_columns: list[str], dialect: str) -> list[tuple[str, str]]:
+    """(reason, SQL predicate over staging alias s) for this source."""
+    rules = [("business key is NULL", " OR ".join(f"s.{k} IS NULL" for k in source.business_key))]
+    if source.strategy == "full_compare":
+        if len(source.business_key) == 1:  # a hashed list of the repeated keys
+            key = source.business_key[0]
+            repeated = (f"s.{key} IN (SELECT {key} FROM stg.{source.staging_table} WHERE run_id = :run_id "
+                        f"GROUP BY {key} HAVING count(*) > 1)")  # fmt: skip
+        else:  # the maps: a few dozen rows, counted per row
+            keys = " AND ".join(f"o.{k} = s.{k}" for k in source.business_key)
+            repeated = (
+                f"(SELECT count(*) FROM stg.{source.staging_table} AS o WHERE o.run_id = s.run_id AND {keys}) > 1"
+            )
+        rules.append(("business key repeated in one extract", repeated))
+    for column in date_columns:
+        rules.append((f"{column} outside {EARLIEST[:4]}-{int(LATEST[:4]) - 1}",
+                      f"(s.{column} < '{EARLIEST}' OR s.{column} >= '{LATEST}')"))  # fmt: skip
+    for column in source.past_instants:
+        rules.append((f"{column} in the future",
+                      f"s.{column} > CASE WHEN s.time_zone = 'UTC' THEN :utc_limit ELSE :local_limit END"))  # fmt: skip
+    for earlier, later in source.ordered_instants:
+        rules.append((f"{later} before {earlier}", f"s.{later} < s.{earlier}"))
+    return rules
+
+
+def _json_of_row(dialect: str) -> str:
+    if dialect == "postgresql":
+        return "CAST(row_to_json(s) AS text)"
+    return "(SELECT s.* FOR JSON PATH, WITHOUT_ARRAY_WRAPPER)"
+
+
+def _key_text(source: SourceObject, dialect: str) -> str:
+    parts = [f"COALESCE(CAST(s.{k} AS {'text' if dialect == 'postgresql' else 'NVARCHAR(200)'}), 'NULL')"
+             for k in source.business_key]  # fmt: skip
+    return " || '|' || ".join(parts) if dialect == "postgresql" else "CONCAT_WS('|', " + ", ".join(parts) + ")"
+
+
+def quarantine_staged(
+    warehouse: Engine, source: SourceObject, run_id: int, as_of: datetime, source_timezone: str, max_share: float
+) -> int:
+    """Move this run's staged rows of ``source`` that break a rule to ctl.quarantine; return how many moved."""
+    limits = {
+        "utc_limit": as_of.astimezone(ZoneInfo("UTC")).replace(tzinfo=None) + CLOCK_SLACK,
+        "local_limit": as_of.astimezone(ZoneInfo(source_timezone)).replace(tzinfo=None) + CLOCK_SLACK,
+    }
+    with warehouse.begin() as conn:
+        dialect = conn.dialect.name
+        date_columns = [
+            name for name, data_type in conn.execute(
+                sa.text("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = 'stg' AND table_name = :t ORDER BY ordinal_position"),
+                {"t": source.staging_table},
+            ) if data_type.lower() in DATE_TYPES and name in source.columns
+        ]  # fmt: skip
+        rules = _rules(source, date_columns, dialect)
+        staged = f"stg.{source.staging_table} AS s WHERE s.run_id = :run_id"
+        params = {"run_id": run_id, **limits}
+        counts = ", ".join(f"SUM(CASE WHEN {predicate} THEN 1 ELSE 0 END)" for _, predicate in rules)
+        found = conn.execute(sa.text(f"SELECT count(*), {counts} FROM {staged}"), params).one()
+        total, matches = int(found[0]), [int(n or 0) for n in found[1:]]
+        if not any(matches):
+            return 0
+        for (reason, predicate), matched in zip(rules, matches, strict=True):
+            if matched:
+                conn.execute(sa.text(
+                    "INSERT INTO ctl.quarantine (run_id, source_object, business_key, reason, row_data, "
+                    f"quarantined_at) SELECT :run_id, :source, {_key_text(source, dialect)}, :reason, "
+                    f"{_json_of_row(dialect)}, CURRENT_TIMESTAMP FROM {staged} AND ({predicate})"
+                ), {**params, "source": source.name, "reason": reason})  # fmt: skip
+        any_rule = " OR ".join(f"({predicate})" for _, predicate in rules)
+        moved = conn.execute(
+            sa.text(f"DELETE FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})")
+            if dialect == "postgresql" else
+            sa.text(f"DELETE s FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})"),
+            params,
+        ).rowcount  # fmt: skip
+    if moved > max_share * total:
+        raise QuarantineThresholdExceeded(
+            f"{moved} of the {total} rows staged from {source.source_schema}.{source.source_table} were rejected "
+            f"(see ctl.quarantine for run {run_id}), more than the limit of {max_share:.0%}; nothing of this run "
+            "was loaded. Fix the source rows, or raise PMW_QUARANTINE_MAX_SHARE, and run again."
+        )
+    return int(moved)
