@@ -83,7 +83,10 @@ def load_dimension(
         database.set_transaction_setting(
             conn, "pmw.max_delete_share", 1.0 if force_deletes else ctx.settings.max_delete_share
         )
+        kept = validation.keep_quarantined_keys(conn, source, run_id)  # quarantined is not deleted
         _apply(counts, database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of}))
+        if kept:
+            validation.drop_kept_keys(conn)
         counts.rows_read = int(
             conn.execute(sa.text(f"SELECT count(*) FROM stg.{source.staging_table} WHERE run_id = :r"), {"r": run_id})
             .scalar_one()

@@ -94,6 +94,32 @@ def _rules(source: SourceObject, date_columns: list[str], dialect: str) -> list[
     return rules
 
 
+def keep_quarantined_keys(conn: sa.Connection, source: SourceObject, run_id: int) -> bool:
+    """List, for warehouse.merge_scd2 in this transaction, the keys of ``source`` quarantined by this run.
+
+    A full compare reads a key missing from the extract as a hard delete; a quarantined row's key is still
+    at the source, so its current version must stay. Returns whether a list was made (drop it after the
+    call on SQL Server: ``drop_kept_keys``).
+    """
+    if source.strategy != "full_compare":
+        return False
+    found = {"r": run_id, "s": source.name}
+    listed = "FROM ctl.quarantine WHERE run_id = :r AND source_object = :s AND business_key IS NOT NULL"
+    if not conn.execute(sa.text(f"SELECT count(*) {listed}"), found).scalar_one():
+        return False
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"CREATE TEMP TABLE pmw_kept_keys ON COMMIT DROP AS SELECT DISTINCT "
+                             f"business_key AS key_text {listed}"), found)  # fmt: skip
+    else:
+        conn.execute(sa.text(f"SELECT DISTINCT business_key AS key_text INTO #pmw_kept_keys {listed}"), found)
+    return True
+
+
+def drop_kept_keys(conn: sa.Connection) -> None:
+    if conn.dialect.name != "postgresql":  # PostgreSQL drops it at commit
+        conn.exec_driver_sql("DROP TABLE IF EXISTS #pmw_kept_keys")
+
+
 def _json_of_row(dialect: str) -> str:
     if dialect == "postgresql":
         return "CAST(row_to_json(s) AS text)"
@@ -103,7 +129,7 @@ def _json_of_row(dialect: str) -> str:
 def _key_text(source: SourceObject, dialect: str) -> str:
     parts = [f"COALESCE(CAST(s.{k} AS {'text' if dialect == 'postgresql' else 'NVARCHAR(200)'}), 'NULL')"
              for k in source.business_key]  # fmt: skip
-    return " || '|' || ".join(parts) if dialect == "postgresql" else "CONCAT_WS('|', " + ", ".join(parts) + ")"
+    return (" || '|' || " if dialect == "postgresql" else " + N'|' + ").join(parts)
 
 
 def quarantine_staged(

@@ -174,3 +174,20 @@ def test_unusual_unicode_loads_unchanged(upgraded: sa.Engine) -> None:
     warehouse(RunParameters(as_of=NOV_1))
     assert one(upgraded, "SELECT client_name FROM dim.client WHERE client_id = "
                "(SELECT min(client_id) FROM dbo.clients) AND is_current") == name  # fmt: skip
+
+
+def test_a_quarantined_row_of_a_full_compare_table_keeps_its_current_version(upgraded: sa.Engine) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+    warehouse(RunParameters(as_of=NOV_1))
+    review = one(upgraded, 'SELECT min(review_id) FROM dbo."ServiceReviews"')
+    before = one(upgraded, "SELECT review_sk FROM dim.review WHERE review_id = :r AND is_current", r=review)
+    with upgraded.begin() as conn:  # issued in 2099: impossible, so quarantined; the review is still there
+        conn.execute(sa.text("""UPDATE dbo."ServiceReviews" SET status = 'completed',
+            actual_issued_at = '2099-01-01 09:00' WHERE review_id = :r"""), {"r": review})  # fmt: skip
+    assert warehouse(RunParameters(as_of=NOV_2))["status"] == "success"
+    assert quarantined(upgraded) == {("reviews", str(review)): "actual_issued_at in the future"}
+    # not read as a hard delete: the current version stays, not deleted
+    with upgraded.connect() as conn:
+        current = conn.execute(sa.text("SELECT review_sk, is_deleted FROM dim.review WHERE review_id = :r "
+                                       "AND is_current"), {"r": review}).one()  # fmt: skip
+    assert (current.review_sk, current.is_deleted) == (before, False)

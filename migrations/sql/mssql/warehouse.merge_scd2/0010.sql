@@ -60,6 +60,12 @@ BEGIN
     DECLARE @key_match NVARCHAR(MAX) = (
         SELECT STRING_AGG(N'd.' + QUOTENAME(column_name) + N' = i.' + QUOTENAME(column_name), N' AND ') FROM @keys
     );
+    -- a key as flows/validation.py writes it to ctl.quarantine: its values as text joined by |
+    DECLARE @kept_key_text NVARCHAR(MAX) = (
+        SELECT STRING_AGG(N'CAST(d.' + QUOTENAME(column_name) + N' AS NVARCHAR(200))', N' + N''|'' + ')
+            WITHIN GROUP (ORDER BY ordinal)
+        FROM @keys
+    );
     DECLARE @gone_keys NVARCHAR(MAX) = (
         SELECT STRING_AGG(N'g.' + QUOTENAME(column_name), N', ') WITHIN GROUP (ORDER BY ordinal) FROM @keys
     );
@@ -116,7 +122,12 @@ BEGIN
         -- member never was in it: it waits for its real row)
         + N'SELECT d.* INTO #scd_gone FROM ' + @table + N' AS d WHERE d.is_current = 1 AND d.is_deleted = 0 '
         + N'AND d.is_inferred = 0 '
-        + N'AND d.' + @sk + N' <> -1 AND NOT EXISTS (SELECT 1 FROM #scd_in AS i WHERE ' + @key_match + N'); '
+        + N'AND d.' + @sk + N' <> -1 AND NOT EXISTS (SELECT 1 FROM #scd_in AS i WHERE ' + @key_match + N') '
+        -- nor a key whose row was quarantined this run (the caller lists them in #pmw_kept_keys)
+        + CASE WHEN OBJECT_ID(N'tempdb..#pmw_kept_keys') IS NOT NULL
+            THEN N'AND NOT EXISTS (SELECT 1 FROM #pmw_kept_keys AS k WHERE k.key_text = ' + @kept_key_text + N') '
+            ELSE N'' END
+        + N'; '
         -- circuit breaker: an extract suddenly empty or mostly missing must not close the dimension
         + N'DECLARE @gone BIGINT = @@ROWCOUNT, @live BIGINT, @message NVARCHAR(2000); '
         + N'IF @gone > 0 AND @max_delete_share < 1 BEGIN '

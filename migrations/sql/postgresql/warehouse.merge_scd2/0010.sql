@@ -209,12 +209,18 @@ BEGIN
 
     IF p_full_compare THEN
         -- hard deletes: current, not yet deleted, real keys that the full extract no longer has; an
-        -- inferred member never was in it, so it waits for its real row instead
+        -- inferred member never was in it, so it waits for its real row instead; nor is a key whose row
+        -- was quarantined this run (the caller lists them in pg_temp.pmw_kept_keys as 'k1|k2'): the source
+        -- still has it, so its current version stays as it is
         EXECUTE format(
             'CREATE TEMP TABLE scd_gone ON COMMIT DROP AS '
             'SELECT d.* FROM %1$s AS d WHERE d.is_current AND NOT d.is_deleted AND NOT d.is_inferred '
-            'AND d.%2$s <> -1 AND NOT EXISTS (SELECT 1 FROM %4$s AS i WHERE %3$s)',
-            v_table, v_sk, v_key_match, v_source
+            'AND d.%2$s <> -1 AND NOT EXISTS (SELECT 1 FROM %4$s AS i WHERE %3$s)%5$s',
+            v_table, v_sk, v_key_match, v_source,
+            CASE WHEN to_regclass('pg_temp.pmw_kept_keys') IS NOT NULL THEN format(
+                ' AND NOT EXISTS (SELECT 1 FROM pg_temp.pmw_kept_keys AS k WHERE k.key_text = concat_ws(''|'', %s))',
+                (SELECT string_agg('d.' || quote_ident(k), ', ') FROM unnest(p_key_columns) AS k)
+            ) ELSE '' END
         );
         GET DIAGNOSTICS v_count = ROW_COUNT;
         -- circuit breaker: an extract suddenly empty or mostly missing must not close the dimension
