@@ -81,10 +81,17 @@ def _staging_table(source: SourceObject) -> sa.TableClause:
     return sa.table(source.staging_table, *(sa.column(name) for name in names), schema="stg")
 
 
-def extract_query(source: SourceObject, window: ExtractWindow) -> sa.Select:
-    """SELECT of the source rows in ``window`` (dialect-neutral: quoting is the engine's)."""
+def extract_query(
+    source: SourceObject, window: ExtractWindow, limits: dict[str, int] | None = None, overlong: bool = False
+) -> sa.Select:
+    """SELECT of the source rows in ``window`` (dialect-neutral: quoting is the engine's). With ``limits``
+    (column -> staging length), only the rows whose text fits (the others are quarantined before the pull),
+    or with ``overlong`` only the others."""
     table = _source_table(source)
     query = sa.select(*table.c)
+    if limits:
+        fits = sa.and_(*(sa.or_(table.c[c].is_(None), sa.func.char_length(table.c[c]) <= n) for c, n in limits.items()))
+        query = query.where(sa.not_(fits) if overlong else fits)
     if source.partition_column:
         query = query.where(table.c[source.partition_column] == window.partition)
     if source.strategy == "cursor" and source.cursor_column:
@@ -112,9 +119,10 @@ def pull(
     run_id: int,
     *,
     same_database: bool,
+    limits: dict[str, int] | None = None,
 ) -> tuple[int, datetime | None]:
     """Stage ``window`` of ``source`` for ``run_id``; return (rows read, newest cursor value read)."""
-    query = extract_query(source, window)
+    query = extract_query(source, window, limits)
     staging = _staging_table(source)
     if same_database:
         labelled = sa.select(sa.literal(run_id, sa.BigInteger), sa.literal(window.time_zone), *query.selected_columns)
@@ -145,7 +153,7 @@ def _stream(
     """Copy the query's rows into staging in chunks through the warehouse driver's bulk path."""
     columns = list(staging.c.keys())
     total = 0
-    with _source_connection(source_engine) as source_conn, warehouse.begin() as target:
+    with source_connection(source_engine) as source_conn, warehouse.begin() as target:
         result = source_conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(query)
         for chunk in result.partitions(CHUNK_ROWS):
             rows = [(run_id, zone, *row) for row in chunk]
@@ -158,7 +166,7 @@ def _stream(
 
 
 @contextmanager
-def _source_connection(source_engine: Engine) -> Iterator[sa.Connection]:
+def source_connection(source_engine: Engine) -> Iterator[sa.Connection]:
     """A connection to the source; failing to get one is SourceUnavailable (the URL's password hidden)."""
     try:
         conn = source_engine.connect()

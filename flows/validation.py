@@ -1,6 +1,9 @@
 """Bad input: the source's shape is checked before a pull, and staged rows that cannot be loaded are
 moved to ``ctl.quarantine`` (reason, run id, the row as JSON) before any procedure sees them.
 
+Text longer than its staging (and warehouse) column cannot be staged at all: before each pull, the
+window's rows with such text are read from the source and recorded, and the pull leaves them out.
+
 Rules, set-based over the staging table (one scan counts every rule; rows move only when some match):
 
 * a NULL business-key column;
@@ -19,13 +22,16 @@ fixes it, its change time moves and the next run reads it again.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows import extract
 from flows.errors import SourceError
+from flows.extract import ExtractWindow
 from flows.sources import SourceObject
 
 EARLIEST, LATEST = "1900-01-01", "2200-01-01"
@@ -44,7 +50,7 @@ class QuarantineThresholdExceeded(SourceError):
 
 def check_source_columns(source_engine: Engine, source: SourceObject) -> None:
     """Every column the extraction reads exists in the source object, or SourceSchemaDrift names the missing."""
-    with source_engine.connect() as conn:
+    with extract.source_connection(source_engine) as conn:  # unreachable: SourceUnavailable
         present = {
             name.lower()
             for name in conn.execute(
@@ -67,6 +73,49 @@ def check_source_columns(source_engine: Engine, source: SourceObject) -> None:
             f"extraction of {source.name!r} reads {', '.join(source.columns)}. Restore the column or map its new "
             "name in flows/sources.py (and the staging table); nothing was staged or loaded."
         )
+
+
+def text_limits(warehouse: Engine, source: SourceObject) -> dict[str, int]:
+    """Column -> the length of its staging column, for the bounded text columns of ``source``."""
+    with warehouse.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT column_name, character_maximum_length FROM information_schema.columns WHERE "
+                    "table_schema = 'stg' AND table_name = :t AND character_maximum_length > 0"),
+            {"t": source.staging_table},
+        ).all()  # fmt: skip
+    return {name: int(length) for name, length in found if name in source.columns}
+
+
+def quarantine_overlong(
+    source_engine: Engine,
+    warehouse: Engine,
+    source: SourceObject,
+    window: ExtractWindow,
+    limits: dict[str, int],
+    run_id: int,
+) -> int:
+    """Record the rows of ``window`` whose text is longer than its staging column (the pull leaves them out)."""
+    if not limits:
+        return 0
+    query = extract.extract_query(source, window, limits, overlong=True)
+    with extract.source_connection(source_engine) as conn:
+        rows = conn.execute(query).mappings().all()  # the offending rows only: few
+    if not rows:
+        return 0
+    records = []
+    for row in rows:
+        too_long = [f"{c} longer than {n} characters ({len(row[c])})" for c, n in limits.items()
+                    if row[c] is not None and len(row[c]) > n]  # fmt: skip
+        records.append({
+            "r": run_id, "s": source.name, "k": "|".join("NULL" if row[k] is None else str(row[k])
+                                                         for k in source.business_key),
+            "reason": "; ".join(too_long)[:200], "row": json.dumps(dict(row), default=str, ensure_ascii=False),
+        })  # fmt: skip
+    insert = sa.text("INSERT INTO ctl.quarantine (run_id, source_object, business_key, reason, row_data, "
+                     "quarantined_at) VALUES (:r, :s, :k, :reason, :row, CURRENT_TIMESTAMP)")  # fmt: skip
+    with warehouse.begin() as conn:
+        conn.execute(insert, records)
+    return len(records)
 
 
 def _rules(source: SourceObject, date_columns: list[str], dialect: str) -> list[tuple[str, str]]:
@@ -133,9 +182,16 @@ def _key_text(source: SourceObject, dialect: str) -> str:
 
 
 def quarantine_staged(
-    warehouse: Engine, source: SourceObject, run_id: int, as_of: datetime, source_timezone: str, max_share: float
+    warehouse: Engine,
+    source: SourceObject,
+    run_id: int,
+    as_of: datetime,
+    source_timezone: str,
+    max_share: float,
+    rejected_before: int = 0,
 ) -> int:
-    """Move this run's staged rows of ``source`` that break a rule to ctl.quarantine; return how many moved."""
+    """Move this run's staged rows of ``source`` that break a rule to ctl.quarantine; return how many moved
+    (with ``rejected_before``, the rows already quarantined before staging, for the threshold)."""
     limits = {
         "utc_limit": as_of.astimezone(ZoneInfo("UTC")).replace(tzinfo=None) + CLOCK_SLACK,
         "local_limit": as_of.astimezone(ZoneInfo(source_timezone)).replace(tzinfo=None) + CLOCK_SLACK,
@@ -156,7 +212,8 @@ def quarantine_staged(
         found = conn.execute(sa.text(f"SELECT count(*), {counts} FROM {staged}"), params).one()
         total, matches = int(found[0]), [int(n or 0) for n in found[1:]]
         if not any(matches):
-            return 0
+            _check_share(source, run_id, rejected_before, total + rejected_before, max_share)
+            return rejected_before
         for (reason, predicate), matched in zip(rules, matches, strict=True):
             if matched:
                 conn.execute(sa.text(
@@ -171,10 +228,15 @@ def quarantine_staged(
             sa.text(f"DELETE s FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})"),
             params,
         ).rowcount  # fmt: skip
-    if moved > max_share * total:
+    moved = int(moved) + rejected_before
+    _check_share(source, run_id, moved, total + rejected_before, max_share)
+    return moved
+
+
+def _check_share(source: SourceObject, run_id: int, rejected: int, total: int, max_share: float) -> None:
+    if rejected > max_share * total:
         raise QuarantineThresholdExceeded(
-            f"{moved} of the {total} rows staged from {source.source_schema}.{source.source_table} were rejected "
+            f"{rejected} of the {total} rows read from {source.source_schema}.{source.source_table} were rejected "
             f"(see ctl.quarantine for run {run_id}), more than the limit of {max_share:.0%}; nothing of this run "
             "was loaded. Fix the source rows, or raise PMW_QUARANTINE_MAX_SHARE, and run again."
         )
-    return int(moved)

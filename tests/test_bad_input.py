@@ -145,7 +145,7 @@ def test_too_many_rejected_rows_stop_the_run_before_anything_loads(
     add_issue(upgraded, "year-one", "0001-01-01 00:00")
     monkeypatch.setenv("PMW_QUARANTINE_MAX_SHARE", "0")
     with pytest.raises(
-        Exception, match=r"1 of the \d+ rows staged from dbo\.vw_ProjectManagement_AllIssues were rejec"
+        Exception, match=r"1 of the \d+ rows read from dbo\.vw_ProjectManagement_AllIssues were rejected"
     ):
         warehouse(RunParameters(as_of=NOV_1))
     assert len(quarantined(upgraded)) == 1  # recorded for inspection
@@ -191,3 +191,35 @@ def test_a_quarantined_row_of_a_full_compare_table_keeps_its_current_version(upg
         current = conn.execute(sa.text("SELECT review_sk, is_deleted FROM dim.review WHERE review_id = :r "
                                        "AND is_current"), {"r": review}).one()  # fmt: skip
     assert (current.review_sk, current.is_deleted) == (before, False)
+
+
+def test_text_longer_than_its_column_is_quarantined_before_the_pull(
+    upgraded: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMW_QUARANTINE_MAX_SHARE", "0.2")  # one of the 8 clients is bad here
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+    warehouse(RunParameters(as_of=NOV_1))
+    client = one(upgraded, "SELECT min(client_id) FROM dbo.clients")
+    with upgraded.begin() as conn:  # the source's columns are wider than the warehouse's
+        conn.exec_driver_sql("""DO $$ DECLARE definition text := pg_get_viewdef('dbo."vw_ProjectManagement_AllIssues"');
+            BEGIN
+                DROP VIEW dbo."vw_ProjectManagement_AllIssues";  -- the view reads the column: set it aside
+                ALTER TABLE dbo.acc_issues ALTER COLUMN title TYPE varchar(2000);
+                EXECUTE 'CREATE VIEW dbo."vw_ProjectManagement_AllIssues" AS ' || definition;
+            END $$""")
+        conn.execute(sa.text("ALTER TABLE dbo.clients ALTER COLUMN city TYPE varchar(2000)"))
+        conn.execute(sa.text("UPDATE dbo.clients SET city = repeat('x', 700) WHERE client_id = :c"), {"c": client})
+    add_issue(upgraded, "fine", "2026-10-20 00:00")
+    with upgraded.begin() as conn:
+        conn.execute(sa.text("UPDATE dbo.acc_issues SET title = repeat('é', 600), updated_at = '2026-11-01 10:00' "
+                             "WHERE acc_issue_id = 'fine'"))  # fmt: skip
+    result = warehouse(RunParameters(as_of=NOV_2))
+    assert result["status"] == "success"
+    found = quarantined(upgraded)
+    assert found[("issues", "ACC|bad-proj|fine")] == "title longer than 500 characters (600)"
+    assert found[("clients", str(client))].startswith("city longer than ")
+    assert one(upgraded, "SELECT count(*) FROM dim.issue WHERE source_issue_id = 'fine'") == 0
+    # the client is still at the source: its current version stays, not deleted
+    assert one(upgraded, "SELECT is_deleted FROM dim.client WHERE client_id = :c AND is_current", c=client) is False
+    assert one(upgraded, "SELECT rows_deleted FROM ctl.run_step WHERE run_id = :r AND step_name = 'pull issues'",
+               r=result["run_id"]) == 1  # fmt: skip
