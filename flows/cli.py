@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 
 import sqlalchemy as sa
@@ -195,6 +195,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             full_refresh=args.full_refresh,
             sources=args.source,
             force_deletes=args.force_deletes,
+            backfill_from=args.backfill_from,
         )
     except QualityGateFailed as exc:  # the data is loaded and recorded; the checks say not to trust it
         runs.print_run(settings, runs.latest_run_id(settings) or 0)
@@ -268,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--full-refresh", action="store_true", help="re-read cursor sources from the beginning")
     run.add_argument("--source", action="append", help="only this source object (repeatable)")
+    run.add_argument(
+        "--backfill-from",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="recompute the daily issue snapshot (and the project months) for every issue from this local date",
+    )
     run.add_argument(
         "--force-deletes",
         action="store_true",

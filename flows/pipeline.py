@@ -99,12 +99,18 @@ def load_dimension(
     return counts
 
 
-def load_fact(ctx: Context, procedure: str, run_id: int, as_of: datetime) -> StepCounts:
-    """Run one fact or bridge procedure: what it (re)computes follows from the warehouse's own tables."""
+def load_fact(
+    ctx: Context, procedure: str, run_id: int, as_of: datetime, backfill_from: date | None = None
+) -> StepCounts:
+    """Run one fact or bridge procedure: what it (re)computes follows from the warehouse's own tables, and
+    for a backfill from the date it is given (a transaction setting the daily snapshot reads)."""
     arguments = {"p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone}
     for parameter, setting in SETTING_ARGUMENTS.get(procedure, {}).items():
         arguments[parameter] = getattr(ctx.settings, setting)
     with ctx.run_log.step(run_id, procedure) as counts, ctx.warehouse.begin() as conn:
+        # set on every call, empty when not backfilling: SQL Server keeps a session context value for the
+        # life of the (pooled) session
+        database.set_transaction_setting(conn, "pmw.recompute_from", backfill_from.isoformat() if backfill_from else "")
         _apply(counts, database.call_procedure(conn, procedure, arguments))
     return counts
 

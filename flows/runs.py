@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ def run_pipeline(
     full_refresh: bool = False,
     sources: list[str] | None = None,
     force_deletes: bool = False,
+    backfill_from: date | None = None,
 ) -> dict[str, Any]:
     """Run the warehouse flow once in this process (Prefect runs it locally without a server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -25,7 +26,13 @@ def run_pipeline(
     from flows.warehouse_flow import RunParameters, warehouse
 
     return warehouse(
-        RunParameters(as_of=as_of, full_refresh=full_refresh, sources=sources, force_deletes=force_deletes)
+        RunParameters(
+            as_of=as_of,
+            full_refresh=full_refresh,
+            sources=sources,
+            force_deletes=force_deletes,
+            backfill_from=backfill_from,
+        )
     )
 
 

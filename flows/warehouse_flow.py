@@ -9,7 +9,7 @@ transient database errors only, and never cache: they write, so every call must 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import flow, task
@@ -51,6 +51,11 @@ class RunParameters(BaseModel):
     as_of: datetime | None = Field(default=None, description="The run's as-of instant; default now (UTC).")
     full_refresh: bool = Field(default=False, description="Re-read cursor sources from the beginning.")
     sources: list[str] | None = Field(default=None, description="Only these source objects (default all).")
+    backfill_from: date | None = Field(
+        default=None,
+        description="Recompute the daily issue snapshot (and the project months it feeds) for every issue from "
+        "this local date to the as-of date, before the first snapshot date too.",
+    )
     force_deletes: bool = Field(
         default=False,
         description="Let this run close more of a dimension's rows as deleted at the source than the "
@@ -73,11 +78,16 @@ def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bo
 
 @task(name="run_procedure", task_run_name="{procedure}", **_task_options)
 def run_procedure(
-    procedure: str, source_name: str | None, run_id: int, as_of: datetime, force_deletes: bool = False
+    procedure: str,
+    source_name: str | None,
+    run_id: int,
+    as_of: datetime,
+    force_deletes: bool = False,
+    backfill_from: date | None = None,
 ) -> dict[str, int]:
     ctx = pipeline.Context.from_settings(Settings())
     if procedure in FACT_PROCEDURES:
-        return pipeline.load_fact(ctx, procedure, run_id, as_of).__dict__
+        return pipeline.load_fact(ctx, procedure, run_id, as_of, backfill_from).__dict__
     if source_name is None:
         return pipeline.load_calendar(ctx, run_id, as_of).__dict__
     return pipeline.load_dimension(ctx, source_name, run_id, as_of, force_deletes).__dict__
@@ -116,7 +126,7 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         for source in sources:
             run_procedure(source.procedure, source.name, run.run_id, as_of, parameters.force_deletes)
         for procedure in FACT_PROCEDURES:
-            run_procedure(procedure, None, run.run_id, as_of)
+            run_procedure(procedure, None, run.run_id, as_of, backfill_from=parameters.backfill_from)
         # the loads are committed: the watermarks follow them whatever the checks find
         log.move_watermarks(run.run_id)
         failed_checks = quality_checks(run.run_id, as_of)

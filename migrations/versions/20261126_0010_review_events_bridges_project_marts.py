@@ -18,7 +18,8 @@ breaker: a full compare that would close more than ``max_delete_share`` of a dim
 extract suddenly empty or mostly missing) raises instead, unless the run is forced; the full-compare
 loaders lose their own empty-extract refusal, which had no way to be forced. Days loaded before 0002 get
 their fiscal month and quarter (0002 left them NULL and the flow never called the date loader again).
-``ctl.quarantine`` keeps staged rows rejected as bad input, with their reason and run.
+``ctl.quarantine`` keeps staged rows rejected as bad input, with their reason and run. The daily snapshot's
+loader recomputes every issue from a date a backfill gives it (``pmw run --backfill-from``).
 Risk: the backfill updates every stored issue event once (one UPDATE, in the migration's transaction: on
 PostgreSQL the table then holds a dead copy of each row until VACUUM; on SQL Server the log grows by
 the table's size); new
@@ -49,6 +50,7 @@ REPLACED_PROCEDURES = (
     "warehouse.load_fact_project_monthly",  # late deletions recompute their months
     "warehouse.load_fact_issue_event",  # events carry their issue's project
     "warehouse.merge_scd2",  # inferred members survive a full compare; the circuit breaker
+    "warehouse.load_fact_issue_daily",  # a backfill recomputes from a given date
     # the full-compare loaders: their empty-extract guard gives way to merge_scd2's circuit breaker, which
     # an operator can force past when the source really emptied the table
     *(

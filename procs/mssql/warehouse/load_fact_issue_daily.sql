@@ -3,7 +3,8 @@
 --             is not deleted at the end of that day in the business time zone (for the as-of date: at
 --             the as-of instant), with the dimension versions in effect then. Same rules and the same
 --             choice of dates as the PostgreSQL version (see procs/postgresql/warehouse): days the
---             schedule missed and days late data changed are recomputed; identical rows are left alone.
+--             schedule missed and days late data changed are recomputed (from SESSION_CONTEXT
+--             'pmw.recompute_from' on, for a backfill); identical rows are left alone.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info), e.g.
 --             'AUS Eastern Standard Time' for Australia/Sydney; the days come from dim.date.
 -- Parameters: @p_run_id; @p_as_of: the run's as-of instant; @p_time_zone: the business time zone.
@@ -31,6 +32,9 @@ BEGIN
     DECLARE @last_run BIGINT;
     DECLARE @late_date DATE;
     DECLARE @from DATE;
+    -- a backfill (pmw run --backfill-from D) sets it in the session context: every issue from D on
+    DECLARE @recompute_from DATE
+        = TRY_CAST(NULLIF(CAST(SESSION_CONTEXT(N'pmw.recompute_from') AS NVARCHAR(10)), N'') AS DATE);
 
     -- min/max of the leading primary-key column: two index probes, whatever the fact's size
     SELECT
@@ -66,6 +70,8 @@ BEGIN
         SET @from = (SELECT MIN(v) FROM (VALUES (DATEADD(DAY, 1, @last_date)), (@late_date), (@as_of_date)) AS c (v));
         IF @from < @first_date SET @from = @first_date;
     END;
+    IF @recompute_from IS NOT NULL AND @recompute_from < @from
+        SET @from = @recompute_from;  -- earlier than the first snapshot date too: history is extended
 
     WITH days AS (
         SELECT

@@ -6,7 +6,9 @@
 --             first run starts the series at its as-of date): every issue for the days after the last
 --             snapshot (days the schedule missed) and from the first day a project or map version
 --             written since the last snapshot run starts on; only the issues with such new versions
---             from the first day theirs start on (late data). Nothing new: nothing computed.
+--             from the first day theirs start on (late data). Nothing new: nothing computed. A backfill
+--             (transaction setting pmw.recompute_from = a date) computes every issue from that date on,
+--             before the first snapshot date too.
 --             The computed rows are compared with the stored ones by grain and values: identical
 --             rows are left alone, changed ones updated, missing ones inserted, stale ones deleted,
 --             so a re-run with the same as-of writes nothing.
@@ -46,6 +48,8 @@ DECLARE
     v_day date;
     v_at timestamptz;
     v_new_keys bigint;
+    -- a backfill (pmw run --backfill-from D) sets it for the transaction: every issue from D on
+    v_recompute_from date := NULLIF(current_setting('pmw.recompute_from', true), '')::date;
 BEGIN
     IF p_time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_time_zone) THEN
         RAISE EXCEPTION 'load_fact_issue_daily: time zone % is not an IANA zone name', p_time_zone
@@ -94,6 +98,9 @@ BEGIN
         -- every issue for the days the schedule missed and those a shared change reaches
         v_full_from := GREATEST(v_first_date, LEAST(v_last_date + 1, v_late_shared));
         v_partial_from := GREATEST(v_first_date, v_late_issue);
+    END IF;
+    IF v_recompute_from IS NOT NULL THEN  -- earlier than the first snapshot date too: history is extended
+        v_full_from := LEAST(COALESCE(v_full_from, v_recompute_from), v_recompute_from);
     END IF;
     v_from := LEAST(v_full_from, v_partial_from);
     IF v_from IS NULL OR v_from > v_as_of_date THEN
