@@ -57,14 +57,22 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
         )
         validation.check_source_columns(ctx.source, source)  # schema drift: stop before anything is written
         extract.clear_staging(ctx.warehouse, source)
-        limits = validation.text_limits(ctx.warehouse, source)
         overlong = 0
         for window in windows:
-            # text longer than its staging column would fail the pull: quarantined, left out of it
-            overlong += validation.quarantine_overlong(ctx.source, ctx.warehouse, source, window, limits, run_id)
-            rows, newest = extract.pull(
-                ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database, limits=limits
-            )
+            try:
+                rows, newest = extract.pull(
+                    ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database
+                )
+            except Exception as exc:  # COPY raises the driver's own error, not SQLAlchemy's
+                if not validation.is_text_too_long(exc):
+                    raise
+                # text longer than its staging column failed the pull (rolled back): quarantine those
+                # rows and pull the window again without them. Checked only then: it costs a read.
+                limits = validation.text_limits(ctx.warehouse, source)
+                overlong += validation.quarantine_overlong(ctx.source, ctx.warehouse, source, window, limits, run_id)
+                rows, newest = extract.pull(
+                    ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database, limits=limits
+                )
             log.record_window(run_id, window, rows, newest)
             counts.rows_read += rows
         # rejected rows leave staging for ctl.quarantine; the run log counts them as the pull's deleted rows
