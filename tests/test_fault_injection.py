@@ -1,11 +1,11 @@
-"""Fault injection: the flow's process is killed (SIGKILL, with everything it started) at points across a
-run — during a pull, at a boundary between dimension steps, during a dimension procedure, during a fact
-procedure, between the loads and the watermark update, during the quality checks — and the next run
-gives the same whole warehouse (every dim, fact and brg row, surrogate keys and run ids aside) as an
-uninterrupted run on the same source.
+"""Fault injection: the flow's process is killed (SIGKILL, with everything it started) at the start of
+every step (every pull, dimension, fact and bridge procedure, the watermark update after the loads, the
+quality checks) and in the middle of a pull, a dimension and a fact procedure, and the next run gives the
+same whole warehouse (every dim, fact and brg row, surrogate keys and run ids aside) as an uninterrupted
+run on the same source. Also: a connection dropped mid-step is retried; a source outage fails clearly.
 
-How a point is reached: a test connection locks the table the run touches there, so the run stalls at
-exactly that point; the process is killed while it waits, then the lock is released.
+How a point is reached: a test connection locks the table the run writes (or touches) there, so the run
+stalls at exactly that point; the process is killed while it waits, then the lock is released.
 """
 
 from __future__ import annotations
@@ -26,19 +26,42 @@ from dimension_checks import scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
 from flows import demo_source, migrate
+from flows.facts import FACT_PROCEDURES
 from flows.run_log import STALE_RUN_MESSAGE
+from flows.sources import SOURCES
 from flows.warehouse_flow import RunParameters, warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
-# point -> the table locked to stall the run there
-POINTS = {
-    "during the issues pull": "stg.issues",
-    "between the project and service dimension steps": "dim.service",
-    "during the issue dimension procedure": "dim.issue",
-    "during the issue events fact procedure": "fact.issue_event",
-    "between the loads and the watermark update": "ctl.watermark",
-    "during the quality checks": "ctl.data_quality_result",
+# The run stalls where it first *writes* a table the test holds in EXCLUSIVE mode (reads still pass), or
+# first touches one held in ACCESS EXCLUSIVE mode. Every step is reached at its start (the boundary after
+# the step before it) through the table it writes first; a few points sit in the middle of a step.
+WATERMARKS = "moving the watermarks (after every load committed)"
+STEP_TABLES = {
+    **{f"pull {source.name}": f"stg.{source.staging_table}" for source in SOURCES},
+    "warehouse.load_dim_date": "dim.date",
+    **{source.procedure: "dim." + source.procedure.removeprefix("warehouse.load_dim_") for source in SOURCES},
+    # add_inferred_members writes only when a key is missing, which this source never has: its start is
+    # the end of the last dimension step, and the daily snapshot's start the end of it
+    "warehouse.load_fact_issue_daily": "dim.issue_key",
+    "warehouse.load_fact_issue_event": "fact.issue_event",
+    "warehouse.load_brg_issue_category": "brg.issue_category",
+    "warehouse.load_brg_review_issue": "brg.review_issue",
+    "warehouse.load_fact_review": "fact.review",
+    "warehouse.load_fact_review_event": "fact.review_event",
+    "warehouse.load_fact_service_monthly": "fact.service_monthly",
+    "warehouse.load_fact_project_monthly": "fact.project_monthly",
+    WATERMARKS: "ctl.watermark",
+    "quality checks": "ctl.data_quality_result",
 }
+# point -> (table, lock mode, the step ctl.run_step shows running there; None between steps)
+POINTS = {
+    **{f"at the start of {step}": (table, "EXCLUSIVE", None if step == WATERMARKS else step)
+       for step, table in STEP_TABLES.items()},
+    "in the middle of the issue dimension procedure (it has read the projects)": (
+        "dim.issue", "ACCESS EXCLUSIVE", "warehouse.load_dim_issue"),
+    "in the middle of the issue events procedure (it has read the issues)": (
+        "fact.issue_event", "ACCESS EXCLUSIVE", "warehouse.load_fact_issue_event"),
+}  # fmt: skip
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
@@ -96,9 +119,9 @@ def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
     uninterrupted: dict[str, list[tuple[object, ...]]],
 ) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-    table = POINTS[point]
+    table, mode, step = POINTS[point]
     blocker = upgraded.connect()
-    blocker.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+    blocker.execute(sa.text(f"LOCK TABLE {table} IN {mode} MODE"))
     env = {
         **os.environ,
         "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
@@ -110,6 +133,13 @@ def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
     )  # fmt: skip
     try:
         _wait_for_a_waiter(upgraded, table, child)
+        with upgraded.connect() as conn:  # the run is where the point says
+            running = conn.execute(sa.text("SELECT step_name FROM ctl.run_step WHERE status = 'running'")).all()
+            last_done = conn.execute(sa.text("SELECT step_name FROM ctl.run_step WHERE status = 'success' "
+                                              "ORDER BY run_step_id DESC LIMIT 1")).scalar()  # fmt: skip
+        assert [r.step_name for r in running] == ([step] if step else []), point
+        # at the watermarks every load is done and the checks have not started
+        assert step or last_done == FACT_PROCEDURES[-1], point
         os.killpg(child.pid, signal.SIGKILL)  # the run's process and everything it started
         child.wait(timeout=30)
     finally:
