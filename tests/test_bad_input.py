@@ -223,3 +223,22 @@ def test_text_longer_than_its_column_is_quarantined_before_the_pull(
     assert one(upgraded, "SELECT is_deleted FROM dim.client WHERE client_id = :c AND is_current", c=client) is False
     assert one(upgraded, "SELECT rows_deleted FROM ctl.run_step WHERE run_id = :r AND step_name = 'pull issues'",
                r=result["run_id"]) == 1  # fmt: skip
+
+
+def test_a_review_of_an_unknown_service_points_at_an_inferred_service(upgraded: sa.Engine) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+    with upgraded.begin() as conn:  # a source without the foreign key: a review of a service it does not have
+        conn.exec_driver_sql("""DO $$ DECLARE fk text; BEGIN
+            SELECT conname INTO fk FROM pg_constraint WHERE contype = 'f'
+                AND conrelid = 'dbo."ServiceReviews"'::regclass AND confrelid = 'dbo."ProjectServices"'::regclass;
+            EXECUTE 'ALTER TABLE dbo."ServiceReviews" DROP CONSTRAINT ' || quote_ident(fk);
+        END $$""")
+        conn.execute(sa.text("""INSERT INTO dbo."ServiceReviews" (review_id, service_id, cycle_no, planned_date, status)
+            VALUES (990901, 990900, 1, '2026-10-20', 'planned')"""))  # fmt: skip
+    assert warehouse(RunParameters(as_of=NOV_1))["status"] == "success"
+    with upgraded.connect() as conn:
+        service = conn.execute(sa.text("SELECT service_sk, is_inferred, service_name FROM dim.service "
+                                       "WHERE service_id = 990900 AND is_current")).one()  # fmt: skip
+        fact = conn.execute(sa.text("SELECT service_sk FROM fact.review WHERE review_id = 990901")).scalar_one()
+    assert service.is_inferred and service.service_name is None
+    assert fact == service.service_sk  # the inferred member, not the unknown one (-1)
