@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract, quality, validation
+from flows import database, extract, loaded_rows, quality, validation
 from flows.facts import SETTING_ARGUMENTS
 from flows.run_log import RunLog, StepCounts
 from flows.settings import Settings
@@ -56,6 +56,7 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
             full_refresh=full_refresh,
         )
         validation.check_source_columns(ctx.source, source)  # schema drift: stop before anything is written
+        loaded_rows.remember_loaded(ctx.warehouse, source, windows)  # before the last run's rows are emptied
         extract.clear_staging(ctx.warehouse, source)
         overlong = 0
         for window in windows:
@@ -80,6 +81,8 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
             ctx.warehouse, source, run_id, as_of, ctx.settings.source_timezone, ctx.settings.quarantine_max_share,
             rejected_before=overlong,
         )  # fmt: skip
+        # rows of the look-back window loaded before and unchanged since: no need to merge them again
+        loaded_rows.drop_unchanged(ctx.warehouse, source, windows, run_id)
     return counts
 
 
@@ -100,6 +103,7 @@ def load_dimension(
         _apply(counts, database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of}))
         if kept:
             validation.drop_kept_keys(conn)
+        loaded_rows.mark_loaded(conn, source, run_id)  # the next pull may now compare with these rows
         counts.rows_read = int(
             conn.execute(sa.text(f"SELECT count(*) FROM stg.{source.staging_table} WHERE run_id = :r"), {"r": run_id})
             .scalar_one()

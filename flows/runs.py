@@ -78,6 +78,18 @@ def print_status(settings: Settings, limit: int = 5) -> None:
                 sa.text("SELECT source_object, source_partition, cursor_value, run_id FROM ctl.watermark ORDER BY 1, 2")
             )
         )
+        pulls = list(
+            conn.execute(
+                sa.text(
+                    "SELECT s.source_object, s.source_partition, s.window_from, s.window_to, s.rows_read, "
+                    "l.rows_unchanged FROM ctl.run_source AS s LEFT JOIN ctl.run_source_load AS l "
+                    "ON l.run_id = s.run_id AND l.source_object = s.source_object "
+                    "AND l.source_partition = s.source_partition "
+                    "WHERE s.run_id = :r AND s.strategy = 'cursor' ORDER BY 1, 2"
+                ),
+                {"r": runs[0].run_id if runs else None},
+            )
+        )
     if not runs:
         print("no runs yet: start one with `pmw run`")
         return
@@ -88,6 +100,13 @@ def print_status(settings: Settings, limit: int = 5) -> None:
         print(f"{run.run_id:>5} {run.status:<8} {run.as_of_at.isoformat():<26} {shown}  {run.error_text or ''}")
     print(f"\nsteps of run {runs[0].run_id}:")
     print_run(settings, runs[0].run_id)
+    if pulls:
+        print(f"\ncursor pulls of run {runs[0].run_id} (unchanged: re-read rows dropped as loaded before):")
+        for pull in pulls:
+            window = f"{pull.window_from or 'beginning'} .. {pull.window_to}"
+            unchanged = "not compared" if pull.rows_unchanged is None else f"{pull.rows_unchanged:,} unchanged"
+            print(f"  {pull.source_object:<20} {pull.source_partition or '-':<10} {window:<44} "
+                  f"{pull.rows_read:>9,} read, {unchanged}")  # fmt: skip
     print("\nwatermarks:")
     for mark in marks:
         print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")

@@ -91,5 +91,6 @@ def test_run_and_status_commands(upgraded: sa.Engine, tmp_path: Path) -> None:
     status = pmw("status", cwd=tmp_path, env=env)
     assert status.returncode == 0
     assert "success" in status.stdout and "issues               Revizto" in status.stdout
+    assert "cursor pulls of run 1" in status.stdout and "read, not compared" in status.stdout  # a first, full pull
     bad = pmw("run", "--source", "no_such_source", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "no_such_source" in bad.stderr

@@ -1,0 +1,173 @@
+"""Rows already loaded: what a cursor pull re-reads unchanged is dropped before it reaches a dimension.
+
+A cursor pull re-reads its look-back window every run, because rows committed late hide there. Most of
+what it re-reads is rows a previous run loaded and nobody changed since; each would cost the merge a probe
+of the dimension's current-row index. ``ctl.loaded_row`` remembers, per cursor source, a hash of the
+business key and of the whole staged row (every column but ``run_id``) of each row whose load committed
+and whose cursor lies inside the next pull's window. After staging, the pull deletes its rows found
+there: a hash join of two sets the size of a look-back window, instead of that many index probes.
+
+Why this loses nothing:
+- A row is remembered only after its run's dimension load committed (``mark_loaded``, in that load's
+  transaction, sets ``ctl.run_source_load.loaded_at``); a pull folds the staged rows of such a run into the
+  set before it empties staging, and leaves the set alone otherwise (a run that died before its load).
+- One entry per key, replaced when a later loaded run staged the key again, so an entry is always what
+  the dimension's current version was loaded from. A key staged twice by one run (versions the merge
+  chose between) is forgotten rather than guessed.
+- The hash covers every staged column, the cursor and the row's time zone included: any change at the
+  source, or a move of the key to the other tracker, makes the row differ and load as before.
+- A full pull (first run, ``--full-refresh``) compares nothing and reloads every row.
+A new version of a cursor source's loader should clear its rows here (or be followed by a full refresh):
+rows dropped as unchanged are not transformed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from flows.extract import ExtractWindow
+from flows.sources import SourceObject
+
+
+def mark_loaded(conn: Connection, source: SourceObject, run_id: int) -> None:
+    """Record, in the dimension load's own transaction, that this run's staged rows of ``source`` loaded."""
+    conn.execute(
+        sa.text("UPDATE ctl.run_source_load SET loaded_at = :now WHERE run_id = :r AND source_object = :s"),
+        {"now": datetime.now(UTC), "r": run_id, "s": source.name},
+    )
+
+
+def remember_loaded(warehouse: Engine, source: SourceObject, windows: Sequence[ExtractWindow]) -> None:
+    """Before a pull empties staging: fold the staged rows of the last run, if their load committed, into
+    ctl.loaded_row, and keep only the entries this pull's windows can read again."""
+    if source.strategy != "cursor":
+        return
+    with warehouse.begin() as conn:
+        dialect = conn.dialect.name
+        params, in_window = _window_predicate(source, windows, "s", source.cursor_column or "", "s.")
+        trim_params, remembered_in_window = _window_predicate(source, windows, "l", "cursor_value", "")
+        conn.execute(
+            sa.text(f"DELETE FROM ctl.loaded_row WHERE source_object = :source AND NOT ({remembered_in_window})"),
+            {**trim_params, "source": source.name},
+        )
+        # staging holds the rows of one run: fold them in only if that run's load committed
+        top, limit = ("TOP 1 ", "") if dialect == "mssql" else ("", " LIMIT 1")
+        staged_run = conn.execute(sa.text(f"SELECT {top}run_id FROM stg.{source.staging_table}{limit}")).scalar()
+        if staged_run is None or not _load_committed(conn, source, staged_run):
+            return
+        key_hash, row_hash = _hash(source.business_key, dialect), _hash(("time_zone", *source.columns), dialect)
+        staged = f"stg.{source.staging_table} AS s"
+        conn.execute(
+            sa.text(
+                "DELETE FROM ctl.loaded_row WHERE source_object = :source AND key_hash IN "
+                f"(SELECT {key_hash} FROM {staged})"
+            ),
+            {"source": source.name},
+        )
+        partition = f"s.{source.partition_column}" if source.partition_column else "''"
+        conn.execute(
+            sa.text(
+                "INSERT INTO ctl.loaded_row (source_object, key_hash, source_partition, row_hash, cursor_value) "
+                "SELECT :source, key_hash, MIN(source_partition), MIN(row_hash), MIN(cursor_value) FROM ("
+                f"SELECT {key_hash} AS key_hash, {partition} AS source_partition, {row_hash} AS row_hash, "
+                f"s.{source.cursor_column} AS cursor_value FROM {staged} WHERE {in_window}"
+                ") AS r GROUP BY key_hash HAVING COUNT(*) = 1"
+            ),
+            {**params, "source": source.name},
+        )
+        if dialect == "postgresql":  # its rows were all replaced: without fresh statistics the planner takes
+            conn.execute(sa.text("ANALYZE ctl.loaded_row"))  # it for empty and compares row by row (minutes)
+
+
+def drop_unchanged(
+    warehouse: Engine, source: SourceObject, windows: Sequence[ExtractWindow], run_id: int
+) -> dict[str, int | None]:
+    """Delete this run's staged rows of ``source`` that ctl.loaded_row holds unchanged, and record how many
+    per partition in ctl.run_source_load (None: nothing compared, as when a window reads everything)."""
+    if source.strategy != "cursor":
+        return {}
+    with warehouse.begin() as conn:
+        counts: dict[str, int | None] = {window.partition: None for window in windows}
+        if all(window.window_from is not None for window in windows):
+            dropped = _delete_unchanged(conn, source, run_id)
+            counts = {partition: dropped.get(partition, 0) for partition in counts}
+        keys = {"r": run_id, "s": source.name}
+        conn.execute(sa.text("DELETE FROM ctl.run_source_load WHERE run_id = :r AND source_object = :s"), keys)
+        conn.execute(
+            sa.text(
+                "INSERT INTO ctl.run_source_load (run_id, source_object, source_partition, rows_unchanged) "
+                "VALUES (:r, :s, :p, :n)"
+            ),
+            [{**keys, "p": partition, "n": count} for partition, count in counts.items()],
+        )
+    return counts
+
+
+def _delete_unchanged(conn: Connection, source: SourceObject, run_id: int) -> dict[str, int]:
+    dialect = conn.dialect.name
+    key_hash, row_hash = _hash(source.business_key, dialect), _hash(("time_zone", *source.columns), dialect)
+    column, deleted = source.partition_column, "deleted" if dialect == "mssql" else "s"
+    returned = f"{deleted}.{column}" if column else "''"
+    found = (
+        f"s.run_id = :run_id AND EXISTS (SELECT 1 FROM ctl.loaded_row AS l WHERE l.source_object = :source "
+        f"AND l.key_hash = {key_hash} AND l.row_hash = {row_hash})"
+    )
+    if dialect == "mssql":
+        statement = (
+            "SET NOCOUNT ON; DECLARE @gone TABLE (source_partition NVARCHAR(64)); "
+            f"DELETE s OUTPUT {returned} INTO @gone FROM stg.{source.staging_table} AS s WHERE {found}; "
+            "SELECT source_partition, COUNT(*) FROM @gone GROUP BY source_partition;"
+        )
+    else:
+        statement = (
+            f"WITH gone AS (DELETE FROM stg.{source.staging_table} AS s WHERE {found} "
+            f"RETURNING {returned} AS source_partition) "
+            "SELECT source_partition, count(*) FROM gone GROUP BY source_partition"
+        )
+    result = conn.execute(sa.text(statement), {"run_id": run_id, "source": source.name})
+    return {partition: int(count) for partition, count in result}
+
+
+def _load_committed(conn: Connection, source: SourceObject, run_id: int) -> bool:
+    return bool(
+        conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM ctl.run_source_load "
+                "WHERE run_id = :r AND source_object = :source AND loaded_at IS NOT NULL"
+            ),
+            {"r": run_id, "source": source.name},
+        ).scalar_one()
+    )
+
+
+def _window_predicate(
+    source: SourceObject, windows: Sequence[ExtractWindow], alias: str, cursor: str, prefix: str
+) -> tuple[dict[str, object], str]:
+    """SQL true for a row a pull of ``windows`` reads (a NULL cursor is read every time); FALSE for a
+    window that reads everything, whose rows are never compared."""
+    params: dict[str, object] = {}
+    parts = []
+    for number, window in enumerate(windows):
+        if window.window_from is None:
+            continue
+        params[f"{alias}_from_{number}"] = window.window_from
+        test = f"({prefix}{cursor} >= :{alias}_from_{number} OR {prefix}{cursor} IS NULL)"
+        if source.partition_column:
+            params[f"{alias}_partition_{number}"] = window.partition
+            column = f"{prefix}{source.partition_column}" if prefix else "source_partition"
+            test = f"({column} = :{alias}_partition_{number} AND {test})"
+        parts.append(test)
+    return params, " OR ".join(parts) if parts else "1 = 0"
+
+
+def _hash(columns: Sequence[str], dialect: str) -> str:
+    """SQL hash of ``columns`` of staged row ``s``: the merge's 64-bit record hash on PostgreSQL, MD5 of the
+    NULL-safe ISO text of each value on SQL Server."""
+    if dialect == "mssql":
+        parts = ", N'|', ".join(f"ISNULL(CONVERT(NVARCHAR(4000), s.{c}, 126), N'~')" for c in columns)
+        return f"CONVERT(CHAR(32), HASHBYTES('MD5', CONCAT(N'', {parts})), 2)"
+    return f"hash_record_extended(ROW({', '.join(f's.{c}' for c in columns)}), 0)"
