@@ -61,13 +61,17 @@ def remember_loaded(warehouse: Engine, source: SourceObject, windows: Sequence[E
             return
         key_hash, row_hash = _hash(source.business_key, dialect), _hash(("time_zone", *source.columns), dialect)
         staged = f"stg.{source.staging_table} AS s"
-        conn.execute(
-            sa.text(
-                "DELETE FROM ctl.loaded_row WHERE source_object = :source AND key_hash IN "
-                f"(SELECT {key_hash} FROM {staged})"
-            ),
-            {"source": source.name},
-        )
+        remembered = conn.execute(
+            sa.text("SELECT COUNT(*) FROM ctl.loaded_row WHERE source_object = :source"), {"source": source.name}
+        ).scalar_one()
+        if remembered:  # entries of keys the loaded run staged again give way to its rows (none after a first load)
+            conn.execute(
+                sa.text(
+                    "DELETE FROM ctl.loaded_row WHERE source_object = :source AND key_hash IN "
+                    f"(SELECT {key_hash} FROM {staged})"
+                ),
+                {"source": source.name},
+            )
         partition = f"s.{source.partition_column}" if source.partition_column else "''"
         conn.execute(
             sa.text(

@@ -135,6 +135,16 @@ def unchanged_counts(engine: sa.Engine, run_id: int) -> dict[tuple[str, str], tu
     }
 
 
+def retitle_latest_acc_issue(engine: sa.Engine, title: str) -> sa.Row[Any]:
+    """Give the ACC issue changed last a new title, one second later; return its key."""
+    key = rows(engine, "SELECT acc_project_id, acc_issue_id, updated_at FROM dbo.acc_issues "
+               "ORDER BY updated_at DESC LIMIT 1")[0]  # fmt: skip
+    execute(engine, "UPDATE dbo.acc_issues SET title = :title, updated_at = :t "
+            "WHERE acc_project_id = :p AND acc_issue_id = :i", title=title, t=key.updated_at + timedelta(seconds=1),
+            p=key.acc_project_id, i=key.acc_issue_id)  # fmt: skip
+    return key
+
+
 def current_title(engine: sa.Engine, project: str, issue: str) -> str:
     return str(q(engine, "SELECT title FROM dim.issue WHERE source_system = 'ACC' AND source_project_id = :p "
                  "AND source_issue_id = :i AND is_current", p=project, i=issue))  # fmt: skip
@@ -152,12 +162,7 @@ def test_rows_re_read_unchanged_are_dropped_before_the_dimension_load(loaded: sa
     assert loads["warehouse.load_dim_issue"] == loads["warehouse.load_dim_issue_analytics"] == 0
 
     # one re-read row changes at the source (its cursor too): only it is loaded
-    key = rows(
-        loaded, "SELECT acc_project_id, acc_issue_id, updated_at FROM dbo.acc_issues ORDER BY updated_at DESC LIMIT 1"
-    )[0]
-    execute(loaded, "UPDATE dbo.acc_issues SET title = 'changed in the look-back', updated_at = :t "
-            "WHERE acc_project_id = :p AND acc_issue_id = :i", t=key.updated_at + timedelta(seconds=1),
-            p=key.acc_project_id, i=key.acc_issue_id)  # fmt: skip
+    key = retitle_latest_acc_issue(loaded, "changed in the look-back")
     third = run(AS_OF + timedelta(hours=1))["run_id"]
     read, unchanged = unchanged_counts(loaded, third)[("issues", "ACC")]
     assert unchanged == read - 1
@@ -166,12 +171,7 @@ def test_rows_re_read_unchanged_are_dropped_before_the_dimension_load(loaded: sa
 
 
 def test_only_rows_whose_load_committed_are_compared_with(loaded: sa.Engine) -> None:
-    key = rows(
-        loaded, "SELECT acc_project_id, acc_issue_id, updated_at FROM dbo.acc_issues ORDER BY updated_at DESC LIMIT 1"
-    )[0]
-    execute(loaded, "UPDATE dbo.acc_issues SET title = 'refused once', updated_at = :t "
-            "WHERE acc_project_id = :p AND acc_issue_id = :i", t=key.updated_at + timedelta(seconds=1),
-            p=key.acc_project_id, i=key.acc_issue_id)  # fmt: skip
+    key = retitle_latest_acc_issue(loaded, "refused once")
     # the issue dimension's load fails after the pull staged the changed row
     execute(loaded, "ALTER TABLE dim.issue ADD CONSTRAINT refuse_once CHECK (title <> 'refused once')")
     with pytest.raises(Exception, match="refuse_once"):

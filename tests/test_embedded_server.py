@@ -78,8 +78,10 @@ def test_the_server_runs_with_the_warehouse_tuning_from_its_first_start(home: Pa
     assert conf.count(f"include_if_exists = '{embedded.TUNING_FILE}'") == 1
 
 
-@pytest.mark.parametrize(("memory_gib", "shared_buffers"), [(0.5, "128MB"), (2, "256MB"), (4, "512MB"), (24, "512MB")])
-def test_shared_buffers_are_an_eighth_of_memory_within_bounds(memory_gib: float, shared_buffers: str) -> None:
+@pytest.mark.parametrize(
+    ("memory_gib", "shared_buffers"), [(0.25, "128MB"), (2, "512MB"), (4, "1024MB"), (24, "2048MB")]
+)
+def test_shared_buffers_are_a_quarter_of_memory_within_bounds(memory_gib: float, shared_buffers: str) -> None:
     assert embedded.tuning(int(memory_gib * 1024**3))["shared_buffers"] == shared_buffers
 
 
