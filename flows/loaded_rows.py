@@ -35,6 +35,8 @@ from flows.sources import SourceObject
 
 def mark_loaded(conn: Connection, source: SourceObject, run_id: int) -> None:
     """Record, in the dimension load's own transaction, that this run's staged rows of ``source`` loaded."""
+    if source.strategy != "cursor":  # only cursor pulls are compared with what was loaded
+        return
     conn.execute(
         sa.text("UPDATE ctl.run_source_load SET loaded_at = :now WHERE run_id = :r AND source_object = :s"),
         {"now": datetime.now(UTC), "r": run_id, "s": source.name},

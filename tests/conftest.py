@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 # Prefect: no analytics calls out of this network, and time for the ephemeral API on a loaded machine.
@@ -102,3 +105,20 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+def start_run_process(
+    database_url: URL, tmp_path: Path, as_of: datetime, *, capture: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start `pmw run --as-of` in a process group of its own (so a test can kill it and all it started),
+    against the test's database, with its own Prefect home; its output is kept only with ``capture``."""
+    env = {
+        **os.environ,
+        "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
+        "PREFECT_HOME": str(tmp_path / "prefect-child"),
+    }
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--as-of", as_of.isoformat()],
+        env=env, stdout=output, stderr=subprocess.STDOUT if capture else subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip

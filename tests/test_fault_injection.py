@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import create_database, drop_database
+from conftest import create_database, drop_database, start_run_process
 from dimension_checks import scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
@@ -122,15 +121,7 @@ def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
     table, mode, step = POINTS[point]
     blocker = upgraded.connect()
     blocker.execute(sa.text(f"LOCK TABLE {table} IN {mode} MODE"))
-    env = {
-        **os.environ,
-        "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
-        "PREFECT_HOME": str(tmp_path / "prefect-child"),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--as-of", AS_OF.isoformat()],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    child = start_run_process(database_url, tmp_path, AS_OF)
     try:
         _wait_for_a_waiter(upgraded, table, child)
         with upgraded.connect() as conn:  # the run is where the point says
@@ -166,15 +157,7 @@ def test_a_connection_dropped_mid_step_is_retried_and_the_run_succeeds(
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
     blocker = upgraded.connect()
     blocker.execute(sa.text("LOCK TABLE dim.issue IN ACCESS EXCLUSIVE MODE"))
-    env = {
-        **os.environ,
-        "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
-        "PREFECT_HOME": str(tmp_path / "prefect-child"),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--as-of", AS_OF.isoformat()],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    child = start_run_process(database_url, tmp_path, AS_OF, capture=True)
     try:
         _wait_for_a_waiter(upgraded, "dim.issue", child)
         with upgraded.connect() as conn:  # the server drops the run's connection in the middle of the step

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import create_database, drop_database
+from conftest import create_database, drop_database, start_run_process
 from dimension_checks import dimension_contents, scd2_violations
 from sqlalchemy.engine import URL
 
@@ -63,15 +61,7 @@ def test_a_killed_run_is_marked_failed_and_the_next_run_converges(
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
     blocker = upgraded.connect()
     blocker.execute(sa.text("LOCK TABLE dim.issue IN ACCESS EXCLUSIVE MODE"))  # the run will stall here
-    env = {
-        **os.environ,
-        "PMW_WAREHOUSE_URL": database_url.render_as_string(hide_password=False),
-        "PREFECT_HOME": str(tmp_path / "prefect-child"),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--as-of", AS_OF.isoformat()],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    child = start_run_process(database_url, tmp_path, AS_OF)
     try:
         _wait_for(
             upgraded,
