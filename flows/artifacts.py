@@ -10,6 +10,8 @@ import logging
 
 import sqlalchemy as sa
 
+from flows.runs import step_details
+
 log = logging.getLogger(__name__)
 ARTIFACT_KEY = "warehouse-run"
 
@@ -22,8 +24,8 @@ def run_report(engine: sa.Engine, run_id: int) -> str:
         ).one()
         steps = conn.execute(
             sa.text(
-                "SELECT step_name, status, rows_read, rows_inserted, rows_updated, rows_closed, rows_deleted, "
-                "duration_ms FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
+                "SELECT step_name, status, rows_read, rows_inserted, rows_updated, rows_deleted, duration_ms "
+                "FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
             ),
             {"r": run_id},
         ).all()
@@ -37,11 +39,18 @@ def run_report(engine: sa.Engine, run_id: int) -> str:
     lines = [f"# Warehouse run {run_id}: {run.status}", "", f"As of {run.as_of_at.isoformat()}."]
     if run.error_text:
         lines += ["", f"Error: {run.error_text}"]
-    lines += ["", "## Steps", "", "| step | status | read | inserted | updated | closed | deleted | ms |"]
-    lines += ["| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    details = step_details(engine, run_id)
+    lines += [
+        "",
+        "## Steps",
+        "",
+        "Inserted, updated and deleted: rows physically written, over every table the step wrote.",
+    ]
+    lines += ["", "| step | status | read | inserted | updated | deleted | ms | tables and meanings |"]
+    lines += ["| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     lines += [
         f"| {s.step_name} | {s.status} | {s.rows_read:,} | {s.rows_inserted:,} | {s.rows_updated:,} | "
-        f"{s.rows_closed:,} | {s.rows_deleted:,} | {s.duration_ms or 0:,} |"
+        f"{s.rows_deleted:,} | {s.duration_ms or 0:,} | {'; '.join(details.get(s.step_name, []))} |"
         for s in steps
     ]
     lines += ["", "## Quality checks", "", "| check | severity | status | failing | threshold | sample |"]

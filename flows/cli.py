@@ -178,7 +178,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         status = embedded.status(settings.home_path)
         print(f"  psql or a BI tool:     {status.url(settings.warehouse_db, driver=None)}")
     print("  runs and watermarks:   pmw status")
-    print("  move the source on:    pmw source advance --days 1, then pmw run --as-of <source clock>")
+    print("  move the source on:    pmw source advance --days 1, then pmw run (as of the demo's clock)")
     print("  stop the server:       pmw db stop")
     return 0
 
@@ -196,6 +196,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             sources=args.source,
             force_deletes=args.force_deletes,
             backfill_from=args.backfill_from,
+            allow_earlier_as_of=args.allow_earlier_as_of,
         )
     except QualityGateFailed as exc:  # the data is loaded and recorded; the checks say not to trust it
         runs.print_run(settings, runs.latest_run_id(settings) or 0)
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="as_of_aware",
         type=_parse_aware_instant,
         default=None,
-        help="the run's as-of instant (default now); naive values are UTC",
+        help="the run's as-of instant (default now, or the demo source's clock); naive values are UTC",
     )
     run.add_argument("--full-refresh", action="store_true", help="re-read cursor sources from the beginning")
     run.add_argument("--source", action="append", help="only this source object (repeatable)")
@@ -280,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--force-deletes",
         action="store_true",
         help="let this run close more of a dimension's rows as deleted than PMW_MAX_DELETE_SHARE allows",
+    )
+    run.add_argument(
+        "--allow-earlier-as-of",
+        action="store_true",
+        help="run at an as-of earlier than the last published run's (refused otherwise; see --backfill-from)",
     )
     run.set_defaults(handler=cmd_run)
 

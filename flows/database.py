@@ -270,12 +270,13 @@ def set_transaction_setting(conn: sa.Connection, name: str, value: object) -> No
 def call_procedure(conn: sa.Connection, qualified_name: str, arguments: dict[str, object]) -> dict[str, int]:
     """Call a warehouse procedure and return the row counts it reports.
 
+    Arguments are passed by name in both dialects, so a procedure's parameter order is its own business.
     PostgreSQL procedures report counts through INOUT parameters (CALL returns them as one row);
     SQL Server procedures end with a one-row result set of the same columns.
     """
     names = list(arguments)
     if conn.dialect.name == "postgresql":
-        statement = f"CALL {qualified_name}({', '.join(f':{n}' for n in names)})"
+        statement = f"CALL {qualified_name}({', '.join(f'{n} => :{n}' for n in names)})"
     else:
         statement = f"EXEC {qualified_name} {', '.join(f'@{n} = :{n}' for n in names)}"
     row = conn.execute(sa.text(statement), arguments).mappings().first()

@@ -54,3 +54,18 @@ class QualityCheckError(WarehouseError):
 
 class QualityGateFailed(WarehouseError):
     """A run loaded its data but a quality check of severity error failed: the run is marked failed."""
+
+
+class AsOfBehind(WarehouseError):
+    """A run's as-of instant is earlier than the last published run's: refused before anything is read."""
+
+    def __init__(self, as_of: object, latest: object) -> None:
+        self.as_of = as_of
+        self.latest = latest
+        super().__init__(
+            f"the run's as-of {as_of} is earlier than the last published run's ({latest}); a run moves the "
+            "warehouse forward, so this one stopped before reading anything. To recompute past days, run at "
+            "the current as-of with a backfill (`pmw run --backfill-from YYYY-MM-DD`, flow parameter "
+            "backfill_from); to really run at an earlier as-of, ask for it with `pmw run --allow-earlier-as-of` "
+            "(flow parameter allow_earlier_as_of)."
+        )

@@ -105,10 +105,13 @@ def extract_query(
     return query
 
 
-def clear_staging(warehouse: Engine, source: SourceObject) -> None:
-    """Empty the staging table: it holds only the current run's delta."""
+def clear_staging(warehouse: Engine, source: SourceObject) -> int:
+    """Empty the staging table (it holds only the current run's delta); return how many rows it held (the
+    database's row counters do not see a TRUNCATE)."""
     with warehouse.begin() as conn:
+        held = int(conn.execute(sa.text(f"SELECT count(*) FROM stg.{source.staging_table}")).scalar_one())
         conn.execute(sa.text(f"TRUNCATE TABLE stg.{source.staging_table}"))
+    return held
 
 
 def pull(

@@ -3,21 +3,50 @@
 Each function does one step of a run and records it through the run log; the Prefect flow
 (``flows/warehouse_flow.py``) wraps them as retryable tasks. All of them are safe to repeat: a pull
 empties its staging table first, and a procedure re-applied to the same staging changes nothing.
+
+Facts and bridges are published atomically: every fact and bridge procedure of a run works in one
+transaction (the fact phase, ``FactPhase``), each inside a savepoint of its own, and the phase commits once,
+with the run log's record of what it completed (``ctl.step_state``, ``ctl.publication``). A reader never
+sees facts of two runs mixed: until the commit, every reader sees the previous run's facts whole; a failure
+anywhere in the phase rolls all of it back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract, loaded_rows, quality, validation
-from flows.facts import SETTING_ARGUMENTS
-from flows.run_log import RunLog, StepCounts
+from flows import database, extract, loaded_rows, quality, table_counts, validation
+from flows.facts import FACT_LOADS, FACT_LOADS_BY_PROCEDURE, FACT_PROCEDURES
+from flows.run_log import Run, RunLog, Since, StepCounts
 from flows.settings import Settings
-from flows.sources import SOURCES_BY_NAME
+from flows.sources import SOURCES, SOURCES_BY_NAME, SourceObject
+
+PUBLISH_STEP = "publish facts"  # the fact phase's commit: its duration is what atomic publication costs
+CALENDAR_STEP = "warehouse.load_dim_date"
+WATERMARK_STEP = "move watermarks"
+QUALITY_STEP = "quality checks"
+
+
+def pull_step(source: SourceObject) -> str:
+    return f"pull {source.name}"
+
+
+def step_plan(sources: tuple[SourceObject, ...] = SOURCES) -> list[tuple[str, str]]:
+    """Every step of a run over ``sources``, in order, each with the table it writes first (its name in
+    ``ctl.run_step``, and where a fault or a lock meets it)."""
+    return [
+        *((pull_step(s), f"stg.{s.staging_table}") for s in sources),
+        (CALENDAR_STEP, "dim.date"),
+        *((s.procedure, "dim." + s.procedure.removeprefix("warehouse.load_dim_")) for s in sources),
+        *((load.procedure, load.writes[0]) for load in FACT_LOADS),
+        (PUBLISH_STEP, "ctl.publication"),
+        (WATERMARK_STEP, "ctl.watermark"),
+        (QUALITY_STEP, "ctl.data_quality_result"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -42,11 +71,24 @@ class Context:
         return RunLog(self.warehouse)
 
 
+def default_as_of(ctx: Context) -> datetime:
+    """The as-of of a run that names none: now, or the demo source's simulated clock where the source is the
+    demo generator's (its clock runs ahead of, or behind, the wall clock: a run at 'now' would be a run at
+    another day than the source's)."""
+    from flows import demo_source
+
+    if ctx.source.dialect.name == "postgresql":
+        clock = demo_source.clock(ctx.source)
+        if clock is not None:
+            return clock.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
 def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> StepCounts:
     """Stage the delta (or, for full-compare sources, the whole table) of one source object."""
     source = SOURCES_BY_NAME[source_name]
     log = ctx.run_log
-    with log.step(run_id, f"pull {source_name}") as counts:
+    with log.step(run_id, pull_step(source)) as counts:
         windows = extract.plan_windows(
             source,
             log.watermarks(),
@@ -57,7 +99,10 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
         )
         validation.check_source_columns(ctx.source, source)  # schema drift: stop before anything is written
         loaded_rows.remember_loaded(ctx.warehouse, source, windows)  # before the last run's rows are emptied
-        extract.clear_staging(ctx.warehouse, source)
+        emptied = extract.clear_staging(ctx.warehouse, source)
+        if emptied:  # the row counters do not see a TRUNCATE
+            table_counts.add(counts.tables, {f"stg.{source.staging_table}": (0, 0, emptied)})
+        counts.meanings["emptied"] = emptied  # the previous run's staged rows
         overlong = 0
         for window in windows:
             try:
@@ -76,13 +121,15 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
                 )
             log.record_window(run_id, window, rows, newest)
             counts.rows_read += rows
-        # rejected rows leave staging for ctl.quarantine; the run log counts them as the pull's deleted rows
-        counts.rows_deleted = validation.quarantine_staged(
+        # rejected rows leave staging for ctl.quarantine
+        counts.meanings["quarantined"] = validation.quarantine_staged(
             ctx.warehouse, source, run_id, as_of, ctx.settings.source_timezone, ctx.settings.quarantine_max_share,
             rejected_before=overlong,
         )  # fmt: skip
         # rows of the look-back window loaded before and unchanged since: no need to merge them again
-        loaded_rows.drop_unchanged(ctx.warehouse, source, windows, run_id)
+        dropped = loaded_rows.drop_unchanged(ctx.warehouse, source, windows, run_id)
+        if source.strategy == "cursor":
+            counts.meanings["unchanged"] = sum(n or 0 for n in dropped.values())
     return counts
 
 
@@ -100,7 +147,8 @@ def load_dimension(
             conn, "pmw.max_delete_share", 1.0 if force_deletes else ctx.settings.max_delete_share
         )
         kept = validation.keep_quarantined_keys(conn, source, run_id)  # quarantined is not deleted
-        _apply(counts, database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of}))
+        reported = database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of})
+        counts.meanings.update(scd2_meanings(reported))
         if kept:
             validation.drop_kept_keys(conn)
         loaded_rows.mark_loaded(conn, source, run_id)  # the next pull may now compare with these rows
@@ -111,27 +159,123 @@ def load_dimension(
     return counts
 
 
+def scd2_meanings(reported: dict[str, int]) -> dict[str, int]:
+    """What warehouse.merge_scd2's counts mean, in the run log's words. It reports new keys (rows_inserted),
+    versions closed for a change or a deletion (rows_closed), deleted versions added (rows_deleted), and, as
+    rows_updated, the versions closed for a change plus the inferred members it completed in place."""
+    closed, deleted = reported.get("rows_closed", 0), reported.get("rows_deleted", 0)
+    return {
+        "new_keys": reported.get("rows_inserted", 0),
+        "new_versions": closed - deleted,  # a changed key's new version, beside the one it closed
+        "versions_closed": closed,
+        "deleted_at_source": deleted,
+        "inferred_completed": reported.get("rows_updated", 0) - (closed - deleted),
+    }
+
+
+@dataclass
+class FactPhase:
+    """The one transaction in which a run's fact and bridge procedures run; published at its commit."""
+
+    run: Run
+    conn: sa.Connection
+    since: dict[str, Since]
+    completed: list[str] = field(default_factory=list)
+
+
+_PHASES: dict[int, FactPhase] = {}  # run id -> its open phase (the flow's tasks run in its process)
+
+
+def open_fact_phase(ctx: Context, run: Run) -> FactPhase:
+    """Begin the fact phase of ``run``: one connection and transaction for every fact and bridge step."""
+    conn = ctx.warehouse.connect()
+    conn.info[table_counts.SKIP] = True  # each step counts its own share of this transaction
+    try:
+        conn.begin()
+        since = ctx.run_log.since(conn, FACT_PROCEDURES)
+    except BaseException:
+        conn.info.pop(table_counts.SKIP, None)
+        conn.close()
+        raise
+    phase = FactPhase(run, conn, since)
+    _PHASES[run.run_id] = phase
+    return phase
+
+
+def fact_phase(run_id: int) -> FactPhase:
+    try:
+        return _PHASES[run_id]
+    except KeyError:
+        raise RuntimeError(f"run {run_id} has no open fact phase in this process") from None
+
+
 def load_fact(
     ctx: Context, procedure: str, run_id: int, as_of: datetime, backfill_from: date | None = None
 ) -> StepCounts:
-    """Run one fact or bridge procedure: what it (re)computes follows from the warehouse's own tables, and
-    for a backfill from the date it is given (a transaction setting the daily snapshot reads)."""
-    arguments = {"p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone}
-    for parameter, setting in SETTING_ARGUMENTS.get(procedure, {}).items():
+    """Run one fact or bridge procedure inside the run's fact phase, in a savepoint of its own. What it
+    (re)computes follows from what changed since the run behind its ``since`` (and, for a backfill, from
+    the date it is given)."""
+    load, phase = FACT_LOADS_BY_PROCEDURE[procedure], fact_phase(run_id)
+    since = phase.since[procedure]
+    arguments: dict[str, object] = {
+        "p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone,
+        "p_since_run_id": since.run_id,
+    }  # fmt: skip
+    if load.since_as_of:
+        arguments["p_since_as_of"] = since.as_of
+    if load.backfill:
+        arguments["p_recompute_from"] = backfill_from
+    for parameter, setting in load.settings.items():
         arguments[parameter] = getattr(ctx.settings, setting)
-    with ctx.run_log.step(run_id, procedure) as counts, ctx.warehouse.begin() as conn:
-        # set on every call, empty when not backfilling: SQL Server keeps a session context value for the
-        # life of the (pooled) session
-        database.set_transaction_setting(conn, "pmw.recompute_from", backfill_from.isoformat() if backfill_from else "")
-        _apply(counts, database.call_procedure(conn, procedure, arguments))
+    with ctx.run_log.step(run_id, procedure) as counts:
+        with phase.conn.begin_nested():
+            before = table_counts.snapshot(phase.conn)
+            reported = database.call_procedure(phase.conn, procedure, arguments)
+            written = table_counts.difference(table_counts.snapshot(phase.conn), before)
+        counts.tables.update(written)
+        counts.rows_read = reported.get("rows_read", 0)
+        if procedure == "warehouse.add_inferred_members":
+            counts.meanings["inferred_members"] = reported.get("rows_inserted", 0)
+        phase.completed.append(procedure)
     return counts
+
+
+def publish_facts(ctx: Context, run_id: int) -> StepCounts:
+    """Commit the fact phase: every fact and bridge change of the run becomes visible at once, with the
+    run log's record of what each procedure completed and the run's as-of date for the marts."""
+    phase = fact_phase(run_id)
+    with ctx.run_log.step(run_id, PUBLISH_STEP) as counts:
+        ctx.run_log.record_publication(phase.conn, phase.run, phase.completed, ctx.settings.business_timezone)
+        phase.conn.commit()
+    _close_phase(phase)
+    return counts
+
+
+def abandon_fact_phase(ctx: Context, run_id: int) -> None:
+    """Roll the fact phase back (a step failed): nothing of it is published; its done steps say so."""
+    phase = _PHASES.get(run_id)
+    if phase is None:
+        return
+    try:
+        phase.conn.rollback()
+    except sa.exc.DBAPIError:
+        phase.conn.invalidate()  # a lost connection: the server rolled it back already
+    finally:
+        _close_phase(phase)
+    ctx.run_log.mark_reverted(run_id, phase.completed)
+
+
+def _close_phase(phase: FactPhase) -> None:
+    _PHASES.pop(phase.run.run_id, None)
+    phase.conn.info.pop(table_counts.SKIP, None)  # the info stays with the pooled connection: later users count
+    phase.conn.close()
 
 
 def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
     """Keep the date dimension covering calendar_start to calendar_years_ahead past the as-of year."""
     settings = ctx.settings
     end = date(as_of.year + settings.calendar_years_ahead, 12, 31)
-    with ctx.run_log.step(run_id, "warehouse.load_dim_date") as counts, ctx.warehouse.begin() as conn:
+    with ctx.run_log.step(run_id, CALENDAR_STEP) as counts, ctx.warehouse.begin() as conn:
         if _calendar_complete(conn, settings.calendar_start, end, settings.fiscal_year_start_month):
             return counts  # every day is there with this fiscal year: nothing to compute
         arguments = {
@@ -139,16 +283,23 @@ def load_calendar(ctx: Context, run_id: int, as_of: datetime) -> StepCounts:
             "p_end_date": end,
             "p_fiscal_year_start_month": settings.fiscal_year_start_month,
         }
-        _apply(counts, database.call_procedure(conn, "warehouse.load_dim_date", arguments))
+        database.call_procedure(conn, "warehouse.load_dim_date", arguments)  # its counts are the physical ones
         counts.rows_read = (end - settings.calendar_start).days + 1
+    return counts
+
+
+def move_watermarks(ctx: Context, run_id: int) -> StepCounts:
+    """After every load committed: advance each cursor watermark to the newest value this run staged."""
+    with ctx.run_log.step(run_id, WATERMARK_STEP) as counts:
+        ctx.run_log.move_watermarks(run_id)
     return counts
 
 
 def check_quality(ctx: Context, run_id: int, as_of: datetime) -> list[quality.CheckResult]:
     """Run every configured quality check and record each result; the caller decides the run's fate."""
     checks = quality.load_checks(ctx.settings.quality_checks)
-    with ctx.run_log.step(run_id, "quality checks") as counts:
-        results = quality.run_checks(ctx.warehouse, checks, as_of, run_id)
+    with ctx.run_log.step(run_id, QUALITY_STEP) as counts:
+        results = quality.run_checks(ctx.warehouse, checks, as_of, run_id, ctx.settings.business_timezone)
         ctx.run_log.record_quality(run_id, results)
         counts.rows_read = len(results)
     return results
@@ -170,9 +321,3 @@ def _calendar_complete(conn: sa.Connection, start: date, end: date, fiscal_start
     ).one()
     expected = (end - start).days + 1
     return bool(days == expected and low == high == fiscal_start_month and filled_values == 2 * expected)
-
-
-def _apply(counts: StepCounts, reported: dict[str, int]) -> None:
-    for name, value in reported.items():
-        if hasattr(counts, name):
-            setattr(counts, name, value)

@@ -8,7 +8,8 @@ override a built-in one by name (``enabled = false`` turns it off), in their own
 ``PMW_QUALITY_CHECKS``: no flow code changes.
 
 Kinds and their options. In every kind, ``where`` is an SQL predicate limiting the rows checked (it
-may use ``:as_of`` and ``:run_id``, as may ``to_where`` and ``sql``) and
+may use ``:as_of``, ``:run_id``, ``:as_of_date_key`` and ``:as_of_month_key``, the run's as-of date and
+month in the business time zone as YYYYMMDD keys, as may ``to_where`` and ``sql``) and
 ``current_only`` keeps only an SCD2 table's current, not deleted rows (``to_current_only`` does the
 same for the parent of ``relationships``); the flags are portable, a ``where`` is in your dialect.
 
@@ -22,16 +23,18 @@ same for the parent of ``relationships``); the flags are portable, a ``where`` i
 * ``scd2``: per business key (``columns``): exactly one current row, versions contiguous (each ends
   where the next starts), none empty, the open end only on the current row. ``changed_keys_only``
   limits it to keys the run wrote. Units are versions.
-* ``custom_sql``: ``sql`` is a query returning the failing units; ``:as_of`` and ``:run_id`` bind.
+* ``custom_sql``: ``sql`` is a query returning the failing units; the same parameters bind.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -141,25 +144,32 @@ def _table(name: str, *columns: str) -> sa.TableClause:
     return sa.table(table, *(sa.column(c) for c in dict.fromkeys(columns)), *flags, schema=schema or None)
 
 
-def _bound(sql: str, as_of: datetime, run_id: int) -> sa.TextClause:
-    """SQL text with ``:as_of`` and ``:run_id`` bound where it uses them."""
-    values = {"as_of": as_of, "run_id": run_id}
-    return sa.text(sql).bindparams(*(sa.bindparam(name, value) for name, value in values.items() if f":{name}" in sql))
+def bind_values(as_of: datetime, run_id: int, time_zone: str = "UTC") -> dict[str, object]:
+    """The parameters a check's SQL may use: the run's as-of instant and id, its local date and month."""
+    local = as_of.astimezone(ZoneInfo(time_zone)).date()
+    return {"as_of": as_of, "run_id": run_id, "as_of_date_key": int(local.strftime("%Y%m%d")),
+            "as_of_month_key": int(local.strftime("%Y%m01"))}  # fmt: skip
 
 
-def _filter(table: Any, predicate: str | None, current_only: bool, as_of: datetime, run_id: int) -> list[Any]:
+def _bound(sql: str, binds: dict[str, object]) -> sa.TextClause:
+    """SQL text with the check parameters bound where it uses them."""
+    used = (name for name in binds if re.search(rf":{name}\b", sql))
+    return sa.text(sql).bindparams(*(sa.bindparam(name, binds[name]) for name in used))
+
+
+def _filter(table: Any, predicate: str | None, current_only: bool, binds: dict[str, object]) -> list[Any]:
     """A check's row filter: its SQL predicate, and (portably) an SCD2 table's current, live rows."""
-    conditions: list[Any] = [_bound(f"({predicate})", as_of, run_id)] if predicate else []
+    conditions: list[Any] = [_bound(f"({predicate})", binds)] if predicate else []
     if current_only:
         conditions += [table.c.is_current == sa.true(), table.c.is_deleted == sa.false()]
     return conditions
 
 
-def failing_units(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any] | sa.TextClause:
+def failing_units(check: Check, binds: dict[str, object]) -> sa.Select[Any] | sa.TextClause:
     """The query returning one row per failing unit of ``check`` (its columns are the sample keys)."""
     t = _table(check.table, *check.columns, *check.sample_columns)
     cols = [t.c[c] for c in check.columns]
-    scope = _filter(t, check.where, check.current_only, as_of, run_id)
+    scope = _filter(t, check.where, check.current_only, binds)
     if check.kind == "not_null":
         sample = [t.c[c] for c in check.sample_columns or check.columns]
         return sa.select(*sample).where(*scope, sa.or_(*(c.is_(None) for c in cols)))
@@ -169,7 +179,7 @@ def failing_units(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any] 
     if check.kind == "relationships":
         parent = _table(check.to_table or "", *check.to_columns).alias("parent")
         matches = [parent.c[p] == c for p, c in zip(check.to_columns, cols, strict=True)]
-        in_parent = _filter(parent, check.to_where, check.to_current_only, as_of, run_id)
+        in_parent = _filter(parent, check.to_where, check.to_current_only, binds)
         exists = sa.select(sa.literal(1)).select_from(parent).where(*matches, *in_parent).exists()
         return sa.select(*cols).distinct().where(*scope, *(c.is_not(None) for c in cols), ~exists)
     if check.kind == "accepted_values":
@@ -181,24 +191,25 @@ def failing_units(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any] 
         return sa.select(count.label("row_count")).select_from(t).where(*scope).having(sa.or_(*bounds))
     if check.kind == "freshness":
         newest = sa.func.max(cols[0])
+        as_of: datetime = binds["as_of"]  # type: ignore[assignment]
         cutoff = sa.bindparam("cutoff", as_of - timedelta(hours=check.max_age_hours or 0), sa.DateTime(timezone=True))
         return sa.select(newest.label("newest")).where(*scope).having(sa.or_(newest.is_(None), newest < cutoff))
     if check.kind == "scd2":
-        return _scd2_violations(check, as_of, run_id)
-    return _bound(f"SELECT * FROM ({check.sql}) AS failing", as_of, run_id)
+        return _scd2_violations(check, binds)
+    return _bound(f"SELECT * FROM ({check.sql}) AS failing", binds)
 
 
-def _scd2_violations(check: Check, as_of: datetime, run_id: int) -> sa.Select[Any]:
+def _scd2_violations(check: Check, binds: dict[str, object]) -> sa.Select[Any]:
     t = _table(check.table, *check.columns, "valid_from", "valid_to", "run_id")
     is_current = t.c.is_current
     keys = [t.c[c] for c in check.columns]
-    scope = _filter(t, check.where, False, as_of, run_id)
+    scope = _filter(t, check.where, False, binds)
     if check.changed_keys_only:
         written = _table(check.table, *check.columns, "run_id").alias("written")
         scope.append(
             sa.select(sa.literal(1))
             .select_from(written)
-            .where(written.c.run_id == run_id, *(written.c[c] == t.c[c] for c in check.columns))
+            .where(written.c.run_id == binds["run_id"], *(written.c[c] == t.c[c] for c in check.columns))
             .exists()
         )
     versions = (
@@ -224,9 +235,9 @@ def _scd2_violations(check: Check, as_of: datetime, run_id: int) -> sa.Select[An
     return sa.select(*(v[c] for c in check.columns), v.valid_from).where(broken)
 
 
-def run_check(conn: sa.Connection, check: Check, as_of: datetime, run_id: int) -> CheckResult:
+def run_check(conn: sa.Connection, check: Check, binds: dict[str, object]) -> CheckResult:
     """Run one check inside a savepoint: a check that cannot run is recorded as ``error``."""
-    units = failing_units(check, as_of, run_id)
+    units = failing_units(check, binds)
     failing = (units if isinstance(units, sa.Select) else units.columns()).subquery("failing")
     try:
         with conn.begin_nested():
@@ -243,7 +254,10 @@ def run_check(conn: sa.Connection, check: Check, as_of: datetime, run_id: int) -
     return CheckResult(check, status, count, keys, message)
 
 
-def run_checks(engine: sa.Engine, checks: list[Check], as_of: datetime, run_id: int) -> list[CheckResult]:
+def run_checks(
+    engine: sa.Engine, checks: list[Check], as_of: datetime, run_id: int, time_zone: str = "UTC"
+) -> list[CheckResult]:
     """Every check, each in its own savepoint of one read transaction."""
+    binds = bind_values(as_of, run_id, time_zone)
     with engine.connect() as conn, conn.begin():
-        return [run_check(conn, check, as_of, run_id) for check in checks]
+        return [run_check(conn, check, binds) for check in checks]

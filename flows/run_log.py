@@ -2,8 +2,18 @@
 
 A run takes the run lock on a connection it holds to the end; a second run that cannot get it is
 recorded as ``skipped`` and writes nothing else. A run that gets the lock first marks any run still
-``running`` as ``failed``: holding the lock proves its owner is gone. Steps record their row counts
-and durations; watermarks move in one transaction, after the dimensions have committed the rows.
+``running`` as ``failed``: holding the lock proves its owner is gone. A run whose as-of is earlier than
+the last published one stops before anything is read, unless asked for on purpose.
+
+Steps record what they read, the rows they physically inserted, updated and deleted in each table they
+wrote (``ctl.run_step_table``, as the database counts them: flows/table_counts.py) and what those rows
+mean where that differs (``ctl.run_step_meaning``), and their durations. Watermarks move in one
+transaction, after the loads have committed the rows.
+
+The recompute contract: every fact and bridge procedure recomputes what changed since the last run whose
+fact phase committed it. That run is kept per procedure in ``ctl.step_state``, written here in the fact
+phase's own transaction together with ``ctl.publication`` (the run's as-of date and month, which the marts
+read), and handed to the procedures as parameters (``since``); no procedure looks up a step by name.
 """
 
 from __future__ import annotations
@@ -12,15 +22,17 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database
-from flows.errors import MigrationInProgress
+from flows import database, table_counts
+from flows.errors import AsOfBehind, MigrationInProgress
 from flows.extract import ExtractWindow
+from flows.facts import FACT_PROCEDURES
 from flows.quality import CheckResult
 
 RUN_TABLE = sa.table(
@@ -41,17 +53,25 @@ def utc_now() -> datetime:
 
 @dataclass
 class StepCounts:
-    """Row counts of one step, filled in by the step's work."""
+    """What one step read, wrote per table (physically) and what that means, filled in by its work."""
 
     rows_read: int = 0
-    rows_inserted: int = 0
-    rows_updated: int = 0
-    rows_closed: int = 0
-    rows_deleted: int = 0
+    tables: table_counts.Counts = field(default_factory=dict)  # "schema.table" -> (inserted, updated, deleted)
+    meanings: dict[str, int] = field(default_factory=dict)  # new_keys, versions_closed, unchanged, ...
 
-    def add(self, other: StepCounts) -> None:
-        for name in ("rows_read", "rows_inserted", "rows_updated", "rows_closed", "rows_deleted"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    @property
+    def totals(self) -> tuple[int, int, int]:
+        """Rows inserted, updated and deleted over every table the step wrote."""
+        values = list(self.tables.values())
+        return (sum(v[0] for v in values), sum(v[1] for v in values), sum(v[2] for v in values))
+
+
+@dataclass(frozen=True)
+class Since:
+    """The run whose committed fact phase a procedure last completed (None: never), and its as-of."""
+
+    run_id: int | None = None
+    as_of: datetime | None = None
 
 
 @dataclass
@@ -85,12 +105,14 @@ class RunLog:
         parameters: dict[str, object],
         flow_run_id: str | None,
         migration_wait_seconds: float = 60,
+        allow_earlier_as_of: bool = False,
     ) -> Run | None:
         """Start a run, or record a skipped one and return None when another run holds the lock.
 
         A run also holds the migration lock shared: one started while a migration runs waits up to
         ``migration_wait_seconds`` for it, then refuses (MigrationInProgress) having written nothing, as it
-        does when the warehouse is not at the code's revision.
+        does when the warehouse is not at the code's revision. An as-of earlier than the last published
+        run's is refused (AsOfBehind) with nothing written, unless ``allow_earlier_as_of``.
         """
         lock_connection = self.engine.connect()
         try:
@@ -98,6 +120,8 @@ class RunLog:
             lock_connection.commit()
             if acquired:
                 self._check_no_migration(lock_connection, migration_wait_seconds)
+                if not allow_earlier_as_of:
+                    self._check_as_of(lock_connection, as_of)
         except BaseException:
             database.release_run_lock(lock_connection)
             raise
@@ -138,6 +162,16 @@ class RunLog:
                 ),
                 {"now": started, "message": message, "run_id": run_id},
             )
+            # a dead run's fact steps that finished were rolled back with its unpublished fact phase
+            conn.execute(
+                sa.text(
+                    "UPDATE ctl.run_step SET status = 'reverted', error_text = :message WHERE status = 'success' "
+                    "AND step_name IN :facts AND run_id IN (SELECT r.run_id FROM ctl.run AS r WHERE r.run_id <> "
+                    ":run_id AND r.ended_at = :now AND r.error_text = :message) AND NOT EXISTS "
+                    "(SELECT 1 FROM ctl.publication AS p WHERE p.run_id = ctl.run_step.run_id)"
+                ).bindparams(sa.bindparam("facts", expanding=True)),
+                {"now": started, "message": message, "run_id": run_id, "facts": list(FACT_PROCEDURES)},
+            )
         return Run(run_id=run_id, as_of=as_of, lock_connection=lock_connection)
 
     @staticmethod
@@ -158,6 +192,66 @@ class RunLog:
                 f"the warehouse is at revision {current or 'none'} but this code needs {' or '.join(heads)}; "
                 "this run wrote nothing. Run `pmw upgrade` (or `alembic upgrade head`) first."
             )
+
+    @staticmethod
+    def _check_as_of(conn: sa.Connection, as_of: datetime) -> None:
+        latest = conn.execute(
+            sa.text(
+                "SELECT max(as_of_at) FROM (SELECT as_of_at FROM ctl.publication UNION ALL "
+                "SELECT as_of_at FROM ctl.run WHERE status = 'success') AS published"
+            )
+        ).scalar()
+        conn.commit()
+        if latest is not None and as_of < latest:
+            raise AsOfBehind(as_of, latest)
+
+    def latest_as_of(self) -> datetime | None:
+        """The as-of instant of the last run whose facts were published (None before the first)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT max(as_of_at) FROM ctl.publication")).scalar()
+
+    def since(self, conn: sa.Connection, steps: tuple[str, ...]) -> dict[str, Since]:
+        """Per step: the last run whose committed fact phase completed it (the procedures' ``since``)."""
+        found = {
+            row.step_name: Since(row.run_id, row.as_of_at)
+            for row in conn.execute(sa.text("SELECT step_name, run_id, as_of_at FROM ctl.step_state"))
+        }
+        return {step: found.get(step, Since()) for step in steps}
+
+    def record_publication(self, conn: sa.Connection, run: Run, steps: list[str], time_zone: str) -> None:
+        """In the fact phase's transaction, before it commits: these steps are completed by ``run``, whose
+        as-of date and month (in ``time_zone``) are now what the marts show."""
+        now, values = utc_now(), {"r": run.run_id, "as_of": run.as_of}
+        for step in steps:
+            updated = conn.execute(
+                sa.text("UPDATE ctl.step_state SET run_id = :r, as_of_at = :as_of, completed_at = :now "
+                        "WHERE step_name = :s"), {**values, "s": step, "now": now},
+            ).rowcount  # fmt: skip
+            if not updated:
+                conn.execute(
+                    sa.text("INSERT INTO ctl.step_state (step_name, run_id, as_of_at, completed_at) "
+                            "VALUES (:s, :r, :as_of, :now)"), {**values, "s": step, "now": now},
+                )  # fmt: skip
+        local = run.as_of.astimezone(ZoneInfo(time_zone)).date()
+        conn.execute(sa.text("DELETE FROM ctl.publication WHERE run_id = :r"), values)
+        conn.execute(
+            sa.text("INSERT INTO ctl.publication (run_id, as_of_at, as_of_date_key, as_of_month_key, published_at) "
+                    "VALUES (:r, :as_of, :day, :month, :now)"),
+            {**values, "day": int(local.strftime("%Y%m%d")), "month": int(local.strftime("%Y%m01")), "now": now},
+        )  # fmt: skip
+
+    def mark_reverted(self, run_id: int, steps: list[str]) -> None:
+        """Steps whose writes were rolled back with their (fact phase) transaction: not success any more."""
+        if not steps:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE ctl.run_step SET status = 'reverted', error_text = :why "
+                        "WHERE run_id = :r AND step_name IN :steps AND status = 'success'").bindparams(
+                    sa.bindparam("steps", expanding=True)),
+                {"r": run_id, "steps": steps,
+                 "why": "rolled back with the fact phase: a later fact or bridge step failed, so none was published"},
+            )  # fmt: skip
 
     def watermarks(self) -> dict[tuple[str, str], datetime | None]:
         with self.engine.connect() as conn:
@@ -186,23 +280,43 @@ class RunLog:
             )
         status, error = "success", None
         try:
-            yield counts
+            with table_counts.counting_commits(self.engine, counts.tables):
+                yield counts
         except BaseException as exc:
+            # what the step's committed transactions wrote before it failed stays recorded: it is there
             status, error = "failed", error_text(exc)
             raise
         finally:
-            with self.engine.begin() as conn:
+            self._finish_step(run_id, name, status, error, counts, round((time.perf_counter() - clock) * 1000))
+
+    def _finish_step(self, run_id: int, name: str, status: str, error: str | None, counts: StepCounts, ms: int) -> None:
+        inserted, updated, deleted = counts.totals
+        keys = {"run_id": run_id, "step": name}
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE ctl.run_step SET status = :status, ended_at = :ended, duration_ms = :ms, "
+                    "rows_read = :rows_read, rows_inserted = :inserted, rows_updated = :updated, "
+                    "rows_deleted = :deleted, error_text = :error WHERE run_id = :run_id AND step_name = :step"
+                ),
+                {
+                    **keys, "status": status, "ended": utc_now(), "ms": ms, "error": error,
+                    "rows_read": counts.rows_read, "inserted": inserted, "updated": updated, "deleted": deleted,
+                },
+            )  # fmt: skip
+            for table in ("run_step_table", "run_step_meaning"):  # a retried task replaces its record
+                conn.execute(sa.text(f"DELETE FROM ctl.{table} WHERE run_id = :run_id AND step_name = :step"), keys)
+            if counts.tables:
                 conn.execute(
-                    sa.text(
-                        "UPDATE ctl.run_step SET status = :status, ended_at = :ended, duration_ms = :ms, "
-                        "rows_read = :rows_read, rows_inserted = :rows_inserted, rows_updated = :rows_updated, "
-                        "rows_closed = :rows_closed, rows_deleted = :rows_deleted, error_text = :error "
-                        "WHERE run_id = :run_id AND step_name = :step"
-                    ),
-                    {
-                        "status": status, "ended": utc_now(), "ms": round((time.perf_counter() - clock) * 1000),
-                        "error": error, "run_id": run_id, "step": name, **counts.__dict__,
-                    },
+                    sa.text("INSERT INTO ctl.run_step_table (run_id, step_name, table_name, rows_inserted, "
+                            "rows_updated, rows_deleted) VALUES (:run_id, :step, :t, :i, :u, :d)"),
+                    [{**keys, "t": t, "i": i, "u": u, "d": d} for t, (i, u, d) in sorted(counts.tables.items())],
+                )  # fmt: skip
+            if counts.meanings:
+                conn.execute(
+                    sa.text("INSERT INTO ctl.run_step_meaning (run_id, step_name, meaning, value) "
+                            "VALUES (:run_id, :step, :m, :v)"),
+                    [{**keys, "m": m, "v": v} for m, v in sorted(counts.meanings.items())],
                 )  # fmt: skip
 
     def record_window(self, run_id: int, window: ExtractWindow, rows_read: int, newest: datetime | None) -> None:

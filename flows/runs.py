@@ -19,6 +19,7 @@ def run_pipeline(
     sources: list[str] | None = None,
     force_deletes: bool = False,
     backfill_from: date | None = None,
+    allow_earlier_as_of: bool = False,
 ) -> dict[str, Any]:
     """Run the warehouse flow once in this process (Prefect runs it locally without a server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -32,6 +33,7 @@ def run_pipeline(
             sources=sources,
             force_deletes=force_deletes,
             backfill_from=backfill_from,
+            allow_earlier_as_of=allow_earlier_as_of,
         )
     )
 
@@ -45,22 +47,41 @@ def step_rows(settings: Settings, run_id: int) -> list[sa.Row[Any]]:
         return list(
             conn.execute(
                 sa.text(
-                    "SELECT step_name, status, rows_read, rows_inserted, rows_updated, rows_closed, rows_deleted, "
-                    "duration_ms FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
+                    "SELECT step_name, status, rows_read, rows_inserted, rows_updated, rows_deleted, duration_ms "
+                    "FROM ctl.run_step WHERE run_id = :r ORDER BY run_step_id"
                 ),
                 {"r": run_id},
             )
         )
 
 
+def step_details(engine: sa.Engine, run_id: int) -> dict[str, list[str]]:
+    """Per step: what it wrote in each table (inserted/updated/deleted) and what its rows mean, as text."""
+    details: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(
+            sa.text("SELECT step_name, table_name, rows_inserted, rows_updated, rows_deleted FROM ctl.run_step_table "
+                    "WHERE run_id = :r ORDER BY step_name, table_name"), {"r": run_id}
+        ):  # fmt: skip
+            details.setdefault(row.step_name, []).append(
+                f"{row.table_name} +{row.rows_inserted:,} ~{row.rows_updated:,} -{row.rows_deleted:,}"
+            )
+        for row in conn.execute(
+            sa.text("SELECT step_name, meaning, value FROM ctl.run_step_meaning WHERE run_id = :r AND value <> 0 "
+                    "ORDER BY step_name, meaning"), {"r": run_id}
+        ):  # fmt: skip
+            details.setdefault(row.step_name, []).append(f"{row.meaning.replace('_', ' ')} {row.value:,}")
+    return details
+
+
 def print_run(settings: Settings, run_id: int) -> None:
-    print(
-        f"{'step':<38} {'status':<8} {'read':>9} {'inserted':>9} {'updated':>9} {'closed':>8} {'deleted':>8} {'ms':>7}"
-    )
+    """The run's steps: rows read, rows physically written over all tables, and per table and meaning."""
+    details = step_details(_engine(settings), run_id)
+    print(f"{'step':<38} {'status':<8} {'read':>9} {'inserted':>9} {'updated':>9} {'deleted':>9} {'ms':>7}  detail")
     for row in step_rows(settings, run_id):
         print(
             f"{row.step_name:<38} {row.status:<8} {row.rows_read:>9,} {row.rows_inserted:>9,} {row.rows_updated:>9,} "
-            f"{row.rows_closed:>8,} {row.rows_deleted:>8,} {row.duration_ms or 0:>7,}"
+            f"{row.rows_deleted:>9,} {row.duration_ms or 0:>7,}  {'; '.join(details.get(row.step_name, []))}"
         )
 
 

@@ -1,14 +1,17 @@
 """The warehouse flow: the `prefect.yaml` entrypoint, also run by `pmw run`.
 
 One run: take the run lock (or end ``skipped``), close runs left ``running`` by a dead process,
-pull each source (a task per source), load the date dimension, each dimension and each fact (a task
-per procedure), move the watermarks, run the quality checks (a task), close the run (``failed`` if a
-check of severity error failed) and publish its report as an artifact. Tasks retry with backoff on
-transient database errors only, and never cache: they write, so every call must really run.
+refuse an as-of earlier than the last published one, pull each source (a task per source), load the
+date dimension and each dimension (a task per procedure), run the fact phase (a task per fact and bridge
+procedure, all in one transaction, then a task that publishes it), move the watermarks, run the quality
+checks (a task), close the run (``failed`` if a check of severity error failed) and publish its report as
+an artifact. Tasks retry with backoff on transient database errors only, and never cache: they write, so
+every call must really run. The fact phase retries as a whole (a transaction cannot be resumed halfway).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,7 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from flows import artifacts, database, pipeline
 from flows.errors import QualityGateFailed
-from flows.facts import FACT_PROCEDURES
+from flows.facts import FACT_LOADS
 from flows.run_log import error_text
 from flows.settings import Settings
 from flows.sources import select_sources
@@ -61,6 +64,11 @@ class RunParameters(BaseModel):
         description="Let this run close more of a dimension's rows as deleted at the source than the "
         "max_delete_share circuit breaker allows (after checking the source really deleted them).",
     )
+    allow_earlier_as_of: bool = Field(
+        default=False,
+        description="Run at an as-of earlier than the last published run's (refused otherwise; to recompute "
+        "past days, a backfill at the current as-of is the usual way).",
+    )
 
     @field_validator("as_of")
     @classmethod
@@ -78,19 +86,50 @@ def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bo
 
 @task(name="run_procedure", task_run_name="{procedure}", **_task_options)
 def run_procedure(
-    procedure: str,
-    source_name: str | None,
-    run_id: int,
-    as_of: datetime,
-    force_deletes: bool = False,
-    backfill_from: date | None = None,
+    procedure: str, source_name: str | None, run_id: int, as_of: datetime, force_deletes: bool = False
 ) -> dict[str, int]:
     ctx = pipeline.Context.from_settings(Settings())
-    if procedure in FACT_PROCEDURES:
-        return pipeline.load_fact(ctx, procedure, run_id, as_of, backfill_from).__dict__
     if source_name is None:
-        return pipeline.load_calendar(ctx, run_id, as_of).__dict__
-    return pipeline.load_dimension(ctx, source_name, run_id, as_of, force_deletes).__dict__
+        return _summary(pipeline.load_calendar(ctx, run_id, as_of))
+    return _summary(pipeline.load_dimension(ctx, source_name, run_id, as_of, force_deletes))
+
+
+# inside the fact phase's transaction: a failure rolls the phase back, and the phase is what retries
+_fact_task_options = {**_task_options, "retries": 0}
+
+
+@task(name="run_fact_procedure", task_run_name="{procedure}", **_fact_task_options)
+def run_fact_procedure(
+    procedure: str, run_id: int, as_of: datetime, backfill_from: date | None = None
+) -> dict[str, int]:
+    ctx = pipeline.Context.from_settings(Settings())
+    return _summary(pipeline.load_fact(ctx, procedure, run_id, as_of, backfill_from))
+
+
+@task(name="publish_facts", task_run_name="publish facts", **_fact_task_options)
+def publish_facts(run_id: int) -> dict[str, int]:
+    return _summary(pipeline.publish_facts(pipeline.Context.from_settings(Settings()), run_id))
+
+
+def _summary(counts: pipeline.StepCounts) -> dict[str, int]:
+    inserted, updated, deleted = counts.totals
+    return {"rows_read": counts.rows_read, "rows_inserted": inserted, "rows_updated": updated, "rows_deleted": deleted}
+
+
+def _fact_phase(ctx: pipeline.Context, run: Any, as_of: datetime, backfill_from: date | None) -> None:
+    """Every fact and bridge procedure in one transaction, then its commit; redone whole on a transient error."""
+    for attempt in range(TASK_RETRIES + 1):
+        pipeline.open_fact_phase(ctx, run)
+        try:
+            for load in FACT_LOADS:
+                run_fact_procedure(load.procedure, run.run_id, as_of, backfill_from=backfill_from)
+            publish_facts(run.run_id)
+            return
+        except BaseException as exc:
+            pipeline.abandon_fact_phase(ctx, run.run_id)
+            if attempt == TASK_RETRIES or not database.is_transient(exc):
+                raise
+        time.sleep(2 ** (attempt + 1))  # the tasks' backoff: 2, 4, 8 s
 
 
 @task(name="quality_checks", task_run_name="quality checks", **_task_options)
@@ -104,9 +143,9 @@ def quality_checks(run_id: int, as_of: datetime) -> list[str]:
 def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
     """Run the warehouse pipeline once; returns the run id and its status."""
     parameters = parameters or RunParameters()
-    as_of = parameters.as_of or datetime.now(UTC)
     sources = select_sources(parameters.sources)
     ctx = pipeline.Context.from_settings(Settings())
+    as_of = parameters.as_of or pipeline.default_as_of(ctx)
     log = ctx.run_log
     from prefect.runtime import flow_run
 
@@ -115,6 +154,7 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         parameters.model_dump(mode="json"),
         str(flow_run.id) if flow_run.id else None,
         migration_wait_seconds=ctx.settings.migration_wait_seconds,
+        allow_earlier_as_of=parameters.allow_earlier_as_of,
     )
     if run is None:
         print("another warehouse run holds the run lock: this run is skipped and changed nothing")
@@ -125,10 +165,9 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)
         for source in sources:
             run_procedure(source.procedure, source.name, run.run_id, as_of, parameters.force_deletes)
-        for procedure in FACT_PROCEDURES:
-            run_procedure(procedure, None, run.run_id, as_of, backfill_from=parameters.backfill_from)
+        _fact_phase(ctx, run, as_of, parameters.backfill_from)
         # the loads are committed: the watermarks follow them whatever the checks find
-        log.move_watermarks(run.run_id)
+        pipeline.move_watermarks(ctx, run.run_id)
         failed_checks = quality_checks(run.run_id, as_of)
     except BaseException as exc:
         log.close(run, "failed", error_text(exc))

@@ -5,22 +5,25 @@
 --             categories, a category's parent), a key that a current row refers to and the parent dimension
 --             has never held gets a current inferred row (valid from the beginning of time, attributes NULL),
 --             which warehouse.merge_scd2 completes in place when the real row arrives. Only child versions
---             written since the last successful run of this step are read.
--- Parameters: @p_run_id; @p_as_of, @p_time_zone (unused; the common fact signature).
--- Returns:    one row (rows_inserted) for the run log.
--- Reads:      dim.*, ctl.run_step. Writes: inferred rows of dim.project, dim.service, dim.client,
+--             written after @p_since_run_id are read.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of, @p_time_zone (unused; the common fact signature).
+-- Returns:    one row (rows_read, rows_inserted) for the run log.
+-- Reads:      dim.*. Writes: inferred rows of dim.project, dim.service, dim.client,
 --             dim.project_type, dim.app_user, dim.issue_category.
 CREATE OR ALTER PROCEDURE warehouse.add_inferred_members
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
-    DECLARE @last_run BIGINT = warehouse.last_success(N'warehouse.add_inferred_members', @p_run_id);
+    DECLARE @last_run BIGINT = @p_since_run_id;
     DECLARE @position INT = 1;
     DECLARE @child SYSNAME;
     DECLARE @child_column SYSNAME;
@@ -66,5 +69,6 @@ BEGIN
         SET @position = @position + 1;
     END;
 
-    SELECT @rows_inserted AS rows_inserted;
+    SET @rows_read = @rows_inserted;  -- every member computed is new: the query keeps only keys never held
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted;
 END;

@@ -3,25 +3,24 @@
 --             analytics, one row per role (discipline, primary, secondary) naming its current category and
 --             the category's current dim.issue_category version (-1 when unknown). The rows of issues whose
 --             analytics changed since the last bridge run are replaced.
--- Parameters: @p_run_id; @p_as_of, @p_time_zone (unused; the common fact signature).
--- Returns:    one row (rows_inserted, rows_deleted) for the run log.
--- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category, ctl.run_step. Writes: brg.issue_category.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of, @p_time_zone (unused; the common fact signature).
+-- Returns:    one row (rows_read, rows_inserted, rows_deleted) for the run log.
+-- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category. Writes: brg.issue_category.
 CREATE OR ALTER PROCEDURE warehouse.load_brg_issue_category
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
-    DECLARE @last_run BIGINT;
-
-    SELECT @last_run = MAX(run_id)
-    FROM ctl.run_step
-    WHERE step_name = N'warehouse.load_brg_issue_category' AND status = N'success' AND run_id < @p_run_id;
+    DECLARE @last_run BIGINT = @p_since_run_id;
 
     SELECT k.issue_key, a.is_deleted, a.discipline_category_id, a.primary_category_id, a.secondary_category_id
     INTO #bridge_issue
@@ -39,6 +38,7 @@ BEGIN
     ) AS r (category_role, category_id)
     LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current = 1
     WHERE b.is_deleted = 0 AND r.category_id IS NOT NULL;
+    SET @rows_read = (SELECT COUNT(*) FROM #bridge_new);
 
     DELETE b
     FROM brg.issue_category AS b
@@ -59,5 +59,5 @@ BEGIN
         );
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
 END;

@@ -6,24 +6,26 @@
 --             with a version written since the last bridge run are derived again and replace the stored ones;
 --             a new window length re-derives every row.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
--- Parameters: @p_run_id; @p_as_of (unused); @p_time_zone; @p_window_days: 1 to 366.
--- Returns:    one row (rows_inserted, rows_deleted) for the run log.
--- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, brg.review_issue,
---             ctl.run_step.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of (unused); @p_time_zone; @p_window_days: 1 to 366.
+-- Returns:    one row (rows_read, rows_inserted, rows_deleted) for the run log.
+-- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, brg.review_issue.
 -- Writes:     brg.review_issue.
 CREATE OR ALTER PROCEDURE warehouse.load_brg_review_issue
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
     @p_time_zone NVARCHAR(64),
-    @p_window_days INT
+    @p_window_days INT,
+    @p_since_run_id BIGINT = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
-    DECLARE @last_run BIGINT = warehouse.last_success(N'warehouse.load_brg_review_issue', @p_run_id);
+    DECLARE @last_run BIGINT = @p_since_run_id;
     DECLARE @message NVARCHAR(400);
 
     IF @p_window_days IS NULL OR @p_window_days NOT BETWEEN 1 AND 366
@@ -107,6 +109,7 @@ BEGIN
     INTO #bridge_pair
     FROM matched
     GROUP BY review_id, issue_key, event_type;
+    SET @rows_read = (SELECT COUNT(*) FROM #bridge_pair);
 
     SELECT b.review_id, b.issue_key, b.activity
     INTO #bridge_old
@@ -141,5 +144,5 @@ BEGIN
     );
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
 END;

@@ -3,18 +3,21 @@
 --             is not deleted at the end of that day in the business time zone (for the as-of date: at
 --             the as-of instant), with the dimension versions in effect then. Same rules and the same
 --             choice of dates as the PostgreSQL version (see procs/postgresql/warehouse): days the
---             schedule missed and days late data changed are recomputed (from SESSION_CONTEXT
---             'pmw.recompute_from' on, for a backfill); identical rows are left alone.
+--             schedule missed and days late data changed are recomputed (from @p_recompute_from on, for a
+--             backfill); identical rows are left alone.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info), e.g.
 --             'AUS Eastern Standard Time' for Australia/Sydney; the days come from dim.date.
--- Parameters: @p_run_id; @p_as_of: the run's as-of instant; @p_time_zone: the business time zone.
--- Returns:    one row (rows_inserted, rows_updated, rows_deleted) for the run log.
--- Reads:      dim.issue, dim.project, dim.status_map, dim.priority_map, dim.date, ctl.run_step.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of: the run's as-of instant; @p_time_zone: the business time zone.
+-- Returns:    one row (rows_read, rows_inserted, rows_updated, rows_deleted) for the run log.
+-- Reads:      dim.issue, dim.project, dim.status_map, dim.priority_map, dim.date.
 -- Writes:     dim.issue_key, fact.issue_daily.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_issue_daily
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL,
+    @p_recompute_from DATE = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
@@ -23,6 +26,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM sys.time_zone_info WHERE name = @p_time_zone)
         THROW 50001, N'load_fact_issue_daily: the time zone is not in sys.time_zone_info; pass a Windows zone name such as AUS Eastern Standard Time.', 1;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_updated BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
@@ -32,20 +36,17 @@ BEGIN
     DECLARE @last_run BIGINT;
     DECLARE @late_date DATE;
     DECLARE @from DATE;
-    -- a backfill (pmw run --backfill-from D) sets it in the session context: every issue from D on
-    DECLARE @recompute_from DATE
-        = TRY_CAST(NULLIF(CAST(SESSION_CONTEXT(N'pmw.recompute_from') AS NVARCHAR(10)), N'') AS DATE);
+    -- a backfill (pmw run --backfill-from D): every issue from D on
+    DECLARE @recompute_from DATE = @p_recompute_from;
 
     -- min/max of the leading primary-key column: two index probes, whatever the fact's size
     SELECT
         @first_date = CONVERT(DATE, CAST(MIN(snapshot_date_key) AS CHAR(8)), 112),
         @last_date = CONVERT(DATE, CAST(MAX(snapshot_date_key) AS CHAR(8)), 112)
     FROM fact.issue_daily;
-    -- the last run that took a snapshot, even one that found nothing to change; without a run log
-    -- (a call outside the flow) the newest run among the last day's rows
-    SELECT @last_run = MAX(run_id)
-    FROM ctl.run_step
-    WHERE step_name = N'warehouse.load_fact_issue_daily' AND status = N'success' AND run_id < @p_run_id;
+    -- the last run whose snapshot committed, even one that found nothing to change; without one (a call
+    -- outside the flow) the newest run among the last day's rows
+    SET @last_run = @p_since_run_id;
     IF @last_run IS NULL AND @last_date IS NOT NULL
         SELECT @last_run = MAX(run_id)
         FROM fact.issue_daily WHERE snapshot_date_key = CAST(CONVERT(CHAR(8), @last_date, 112) AS INT);
@@ -144,6 +145,7 @@ BEGIN
     SELECT c.*
     INTO #snapshot
     FROM computed AS c;
+    SET @rows_read = (SELECT COUNT(*) FROM #snapshot);
 
     DELETE f
     FROM fact.issue_daily AS f
@@ -185,5 +187,5 @@ BEGIN
     );
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_updated AS rows_updated, @rows_deleted AS rows_deleted;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_updated AS rows_updated, @rows_deleted AS rows_deleted;
 END;

@@ -4,24 +4,27 @@
 --             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at.
 --             Each event carries the PM project of the issue version it comes from (when that version has
 --             none, the project another version resolved; -1 when none did).
---             The events of every issue with a version written since the last events run are derived
+--             The events of every issue with a version written after @p_since_run_id are derived
 --             again from its whole history and replace the stored ones; other issues are not touched.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
--- Parameters: @p_run_id; @p_as_of (unused: events carry their own times); @p_time_zone.
--- Returns:    one row (rows_inserted, rows_deleted) for the run log.
--- Reads:      dim.issue, dim.issue_key, dim.status_map, dim.date, ctl.run_step. Writes: fact.issue_event.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of (unused: events carry their own times); @p_time_zone.
+-- Returns:    one row (rows_read, rows_inserted, rows_deleted) for the run log.
+-- Reads:      dim.issue, dim.issue_key, dim.status_map, dim.date. Writes: fact.issue_event.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_issue_event
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
-    DECLARE @last_run BIGINT = warehouse.last_success(N'warehouse.load_fact_issue_event', @p_run_id);
+    DECLARE @last_run BIGINT = @p_since_run_id;
 
     SELECT DISTINCT k.issue_key, k.source_system, k.source_project_id, k.source_issue_id
     INTO #event_issue
@@ -98,6 +101,7 @@ BEGIN
     INTO #event_new
     FROM events AS ev
     LEFT JOIN dim.date AS d ON d.full_date = CAST(ev.event_at AT TIME ZONE @p_time_zone AS DATE);
+    SET @rows_read = (SELECT COUNT(*) FROM #event_new);
 
     DELETE f
     FROM fact.issue_event AS f
@@ -124,5 +128,5 @@ BEGIN
     );
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
 END;

@@ -6,18 +6,21 @@
 --             zone; planned-vs-actual days = local date of actual_issued_at - planned_date. Deleted
 --             reviews keep their row, flagged. Only rows whose values change are written.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
--- Parameters: @p_run_id; @p_as_of: the run's as-of instant; @p_time_zone: the business time zone.
--- Returns:    one row (rows_inserted, rows_updated) for the run log.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of: the run's as-of instant; @p_time_zone: the business time zone.
+-- Returns:    one row (rows_read, rows_inserted, rows_updated) for the run log.
 -- Reads:      dim.review, dim.service, dim.project, dim.date. Writes: fact.review.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_review
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_updated BIGINT = 0;
     DECLARE @as_of_date DATE = CAST(@p_as_of AT TIME ZONE @p_time_zone AS DATE);
@@ -63,6 +66,7 @@ BEGIN
     )
 
     SELECT * INTO #review_now FROM measured;
+    SET @rows_read = (SELECT COUNT(*) FROM #review_now);
 
     UPDATE f
     SET review_sk = n.review_sk, service_sk = n.service_sk, project_sk = n.project_sk,
@@ -97,5 +101,5 @@ BEGIN
     WHERE NOT EXISTS (SELECT 1 FROM fact.review AS f WHERE f.review_id = n.review_id);
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_updated AS rows_updated;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_updated AS rows_updated;
 END;

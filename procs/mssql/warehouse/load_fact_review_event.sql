@@ -3,23 +3,26 @@
 --             status_change, completed, cancelled, reopened, rescheduled, issued (timed by actual_issued_at),
 --             deleted; the others are timed when a run first saw the change (the version's valid_from).
 --             Dates and instants in from/to are ISO 8601 text (UTC for instants). The events of every review
---             with a version written since the last events run are derived again and replace the stored ones.
+--             with a version written after @p_since_run_id are derived again and replace the stored ones.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
--- Parameters: @p_run_id; @p_as_of (unused: events carry their own times); @p_time_zone.
--- Returns:    one row (rows_inserted, rows_deleted) for the run log.
--- Reads:      dim.review, dim.date, ctl.run_step. Writes: fact.review_event.
+-- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
+--             given by the run log; @p_as_of (unused: events carry their own times); @p_time_zone.
+-- Returns:    one row (rows_read, rows_inserted, rows_deleted) for the run log.
+-- Reads:      dim.review, dim.date. Writes: fact.review_event.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_review_event
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
-    DECLARE @last_run BIGINT = warehouse.last_success(N'warehouse.load_fact_review_event', @p_run_id);
+    DECLARE @last_run BIGINT = @p_since_run_id;
 
     SELECT DISTINCT review_id
     INTO #review_event_key
@@ -113,6 +116,7 @@ BEGIN
     FROM numbered AS n
     LEFT JOIN dim.date AS d ON d.full_date = CAST(n.event_at AT TIME ZONE @p_time_zone AS DATE)
     WHERE n.occurrence = 1;
+    SET @rows_read = (SELECT COUNT(*) FROM #review_event_new);
 
     DELETE f
     FROM fact.review_event AS f
@@ -136,5 +140,5 @@ BEGIN
     );
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_deleted AS rows_deleted;
 END;

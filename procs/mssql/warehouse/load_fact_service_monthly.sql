@@ -5,20 +5,24 @@
 --             claimed_to_date, variance = earned value - claimed (DECIMAL(18,2)), quantities, and the
 --             service's reviews then (total without cancelled, completed, overdue). The last month computed
 --             is taken once more after it ends; an ended month is otherwise recomputed only when a version
---             written since the last run starts in it (late data).
+--             written after @p_since_run_id starts in it (late data).
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info); the months come from dim.date.
--- Parameters: @p_run_id; @p_as_of; @p_time_zone.
--- Returns:    one row (rows_inserted, rows_updated, rows_deleted) for the run log.
--- Reads:      dim.service, dim.review, dim.project, dim.date, ctl.run_step, ctl.run. Writes: fact.service_monthly.
+-- Parameters: @p_run_id; @p_as_of; @p_time_zone; @p_since_run_id, @p_since_as_of: the last run whose fact
+--             phase committed and its as-of instant (NULL: never), given by the run log.
+-- Returns:    one row (rows_read, rows_inserted, rows_updated, rows_deleted) for the run log.
+-- Reads:      dim.service, dim.review, dim.project, dim.date. Writes: fact.service_monthly.
 CREATE OR ALTER PROCEDURE warehouse.load_fact_service_monthly
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
-    @p_time_zone NVARCHAR(64)
+    @p_time_zone NVARCHAR(64),
+    @p_since_run_id BIGINT = NULL,
+    @p_since_as_of DATETIMEOFFSET = NULL
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
+    DECLARE @rows_read BIGINT = 0;
     DECLARE @rows_inserted BIGINT = 0;
     DECLARE @rows_updated BIGINT = 0;
     DECLARE @rows_deleted BIGINT = 0;
@@ -26,8 +30,8 @@ BEGIN
     DECLARE @as_of_month DATE = DATEFROMPARTS(YEAR(@as_of_date), MONTH(@as_of_date), 1);
     DECLARE @first_month DATE;
     DECLARE @last_month DATE;
-    DECLARE @last_run BIGINT;
-    DECLARE @last_as_of DATETIMEOFFSET;
+    DECLARE @last_run BIGINT = @p_since_run_id;
+    DECLARE @last_as_of DATETIMEOFFSET = @p_since_as_of;
     DECLARE @late_date DATE;
     DECLARE @from DATE;
 
@@ -35,9 +39,6 @@ BEGIN
         @first_month = CONVERT(DATE, CAST(MIN(month_date_key) AS CHAR(8)), 112),
         @last_month = CONVERT(DATE, CAST(MAX(month_date_key) AS CHAR(8)), 112)
     FROM fact.service_monthly;
-    SELECT @last_run = MAX(run_id)
-    FROM ctl.run_step
-    WHERE step_name = N'warehouse.load_fact_service_monthly' AND status = N'success' AND run_id < @p_run_id;
 
     IF @first_month IS NULL
         SET @from = @as_of_month;
@@ -57,7 +58,6 @@ BEGIN
         );
         IF @from < @first_month SET @from = @first_month;
         -- the last month computed before it ended gets its end-of-month state once
-        SELECT @last_as_of = as_of_at FROM ctl.run WHERE run_id = @last_run;
         IF @last_month < @as_of_month AND (@last_as_of IS NULL
             OR @last_as_of < CAST(DATEADD(MONTH, 1, @last_month) AS DATETIME2) AT TIME ZONE @p_time_zone)
             AND (@from IS NULL OR @last_month < @from)
@@ -65,7 +65,7 @@ BEGIN
     END;
     IF @from IS NULL OR @from > @as_of_month
     BEGIN
-        SELECT @rows_inserted AS rows_inserted, @rows_updated AS rows_updated, @rows_deleted AS rows_deleted;
+        SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_updated AS rows_updated, @rows_deleted AS rows_deleted;
         RETURN;
     END;
 
@@ -128,6 +128,7 @@ BEGIN
         ON p.project_id = s.project_id AND p.valid_from <= m.at_instant AND p.valid_to > m.at_instant
     LEFT JOIN first_project AS fp ON fp.project_id = s.project_id
     WHERE s.is_deleted = 0 AND s.service_sk <> -1;
+    SET @rows_read = (SELECT COUNT(*) FROM #service_month);
 
     DELETE f
     FROM fact.service_monthly AS f
@@ -169,5 +170,5 @@ BEGIN
     );
     SET @rows_inserted = @@ROWCOUNT;
 
-    SELECT @rows_inserted AS rows_inserted, @rows_updated AS rows_updated, @rows_deleted AS rows_deleted;
+    SELECT @rows_read AS rows_read, @rows_inserted AS rows_inserted, @rows_updated AS rows_updated, @rows_deleted AS rows_deleted;
 END;

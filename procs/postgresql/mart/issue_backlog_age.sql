@@ -1,13 +1,14 @@
 -- mart.issue_backlog_age
--- Question:   how old is each project's open-issue backlog today (the latest snapshot date)?
--- Grain:      one row per (project, age bucket) with at least one open issue on the latest snapshot date.
+-- Question:   how old is each project's open-issue backlog today (the as-of date of the latest published
+--             run, ctl.publication: with no open issue left on it, a project has no row, not yesterday's)?
+-- Grain:      one row per (project, age bucket) with at least one open issue on that date.
 -- Columns:    snapshot_date; project_id, project_name, client_name, project_type (current names; NULLs and
 --             'Unresolved' for issues without a PM project); age_bucket ('0-7', '8-30', '31-90', '90+'
 --             days since creation) and bucket_order (1-4, for sorting); open_issues;
 --             high_priority_open (Critical or High); oldest_age_days.
 CREATE OR REPLACE VIEW mart.issue_backlog_age AS
 WITH latest AS (
-    SELECT max(snapshot_date_key) AS snapshot_date_key FROM fact.issue_daily
+    SELECT as_of_date_key AS snapshot_date_key FROM ctl.publication ORDER BY run_id DESC LIMIT 1
 ),
 
 open_issue AS (

@@ -9,22 +9,25 @@
 --             real row arrives (every key keeps one current row, so the current-key index answers "never
 --             held"). Such a key appears when a child row is pulled after its parent's pull missed
 --             the parent (created in between) or the parent never reaches the source's table.
---             Incremental: only child versions written since the last successful run of this step are read.
+--             Incremental: only child versions written after p_since_run_id are read.
 --             Runs first among the fact steps (after every dimension), so the facts find the members.
--- Parameters: p_run_id; p_as_of, p_time_zone (unused; the common fact signature).
---             rows_inserted (INOUT, leave out): inferred members created.
--- Reads:      dim.*, ctl.run_step. Writes: dim.project, dim.service, dim.client, dim.project_type,
+-- Parameters: p_run_id; p_as_of, p_time_zone (unused; the common fact signature); p_since_run_id: the
+--             last run whose fact phase committed (NULL: never), given by the run log.
+--             rows_read, rows_inserted (INOUT, leave out): inferred members computed and created.
+-- Reads:      dim.*. Writes: dim.project, dim.service, dim.client, dim.project_type,
 --             dim.app_user, dim.issue_category (inferred rows only).
 CREATE OR REPLACE PROCEDURE warehouse.add_inferred_members(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_last_run bigint := warehouse.last_success('warehouse.add_inferred_members', p_run_id);
+    v_last_run bigint := p_since_run_id;
     v_reference record;
     v_count bigint;
 BEGIN
@@ -60,5 +63,6 @@ BEGIN
         GET DIAGNOSTICS v_count = ROW_COUNT;
         rows_inserted := rows_inserted + v_count;
     END LOOP;
+    rows_read := rows_inserted;  -- every member computed is new: the query keeps only keys never held
 END;
 $$;

@@ -4,26 +4,26 @@
 --             category's current dim.issue_category version (-1 when the id is unknown to the dimension).
 --             Analytics are matched to issues by (source system, tracker issue id): ProcessedIssues has no
 --             project (source-contract.md: an issue has at most one analytics row).
---             Incremental: the rows of issues whose analytics changed since the last bridge run are
+--             Incremental: the rows of issues whose analytics changed after p_since_run_id are
 --             replaced; a role whose category became NULL loses its row.
--- Parameters: p_run_id; p_as_of, p_time_zone (unused; the common fact signature).
---             rows_inserted, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category, ctl.run_step. Writes: brg.issue_category.
+-- Parameters: p_run_id; p_as_of, p_time_zone (unused; the common fact signature); p_since_run_id: the last
+--             run whose fact phase committed (NULL: never), given by the run log.
+--             rows_read (rows derived), rows_inserted, rows_deleted (INOUT, leave out): for the run log.
+-- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category. Writes: brg.issue_category.
 CREATE OR REPLACE PROCEDURE warehouse.load_brg_issue_category(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_last_run bigint;
+    v_last_run bigint := p_since_run_id;
 BEGIN
-    SELECT max(run_id) INTO v_last_run
-    FROM ctl.run_step
-    WHERE step_name = 'warehouse.load_brg_issue_category' AND status = 'success' AND run_id < p_run_id;
 
     DROP TABLE IF EXISTS pg_temp.bridge_issue, pg_temp.bridge_new;
     -- the issues whose analytics changed (deleted ones included: they lose their rows), with their keys
@@ -45,6 +45,7 @@ BEGIN
     LEFT JOIN dim.issue_category AS cat ON cat.category_id = r.category_id AND cat.is_current
     WHERE NOT b.is_deleted AND r.category_id IS NOT NULL;
     ANALYZE pg_temp.bridge_new;
+    SELECT count(*) INTO rows_read FROM pg_temp.bridge_new;
 
     DELETE FROM brg.issue_category AS b
     USING pg_temp.bridge_issue AS c

@@ -9,27 +9,29 @@
 --             issue belonged to at that time. A later change of the status map (which statuses close) or
 --             of the business time zone re-derives nothing here, as it re-derives no issue event.
 --             Incremental: the rows of reviews with a version (or whose service has a version) written
---             since the last bridge run, and of issues with a version written since then, are derived
+--             after p_since_run_id, and of issues with a version written since then, are derived
 --             again and replace the stored ones, identical rows left alone; a new window length re-derives
 --             every row (each row records the window length it was derived with).
 -- Parameters: p_run_id; p_as_of (unused); p_time_zone: the business time zone (IANA), for the issued date;
---             p_window_days: the window length in days, 1 to 366 (setting review_issue_window_days).
---             rows_inserted, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, brg.review_issue,
---             ctl.run_step.
+--             p_window_days: the window length in days, 1 to 366 (setting review_issue_window_days);
+--             p_since_run_id: the last run whose fact phase committed (NULL: never), given by the run log.
+--             rows_read (rows derived), rows_inserted, rows_deleted (INOUT, leave out): for the run log.
+-- Reads:      dim.review, dim.service, dim.issue, dim.issue_key, fact.issue_event, brg.review_issue.
 -- Writes:     brg.review_issue.
 CREATE OR REPLACE PROCEDURE warehouse.load_brg_review_issue(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
     p_window_days integer,
+    p_since_run_id bigint,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_last_run bigint := warehouse.last_success('warehouse.load_brg_review_issue', p_run_id);
+    v_last_run bigint := p_since_run_id;
 BEGIN
     IF p_window_days IS NULL OR p_window_days NOT BETWEEN 1 AND 366 THEN
         RAISE EXCEPTION 'load_brg_review_issue: window of % days is not allowed', p_window_days
@@ -117,6 +119,8 @@ BEGIN
         min(event_date_key) AS event_date_key
     FROM matched
     GROUP BY review_id, issue_key, event_type;
+
+    SELECT count(*) INTO rows_read FROM pg_temp.bridge_pair;
 
     -- the stored rows in scope: each set probes its own index (an OR of the two would scan the bridge)
     CREATE TEMP TABLE bridge_old ON COMMIT DROP AS

@@ -6,9 +6,10 @@
 --             first run starts the series at its as-of date): every issue for the days after the last
 --             snapshot (days the schedule missed) and from the first day a project or map version
 --             written since the last snapshot run starts on; only the issues with such new versions
---             from the first day theirs start on (late data). Nothing new: nothing computed. A backfill
---             (transaction setting pmw.recompute_from = a date) computes every issue from that date on,
---             before the first snapshot date too.
+--             from the first day theirs start on (late data). "Since the last snapshot run" is since
+--             p_since_run_id, the last run whose fact phase committed. Nothing new: nothing computed. A
+--             backfill (p_recompute_from, a date) computes every issue from that date on, before the first
+--             snapshot date too.
 --             The computed rows are compared with the stored ones by grain and values: identical
 --             rows are left alone, changed ones updated, missing ones inserted, stale ones deleted,
 --             so a re-run with the same as-of writes nothing.
@@ -19,14 +20,20 @@
 --             closed issues. A project absent from the version lookup resolves to its earliest version,
 --             an issue without a project to the unknown member (-1).
 --             Durable issue keys (dim.issue_key) are assigned here to issues seen for the first time.
--- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA).
---             rows_inserted, rows_updated, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.issue, dim.project, dim.status_map, dim.priority_map, ctl.run_step (the last snapshot run).
+-- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA);
+--             p_since_run_id: the last run whose fact phase committed (NULL: never), given by the run log;
+--             p_recompute_from: the first local date a backfill recomputes for every issue (NULL: none).
+--             rows_read (rows computed), rows_inserted, rows_updated, rows_deleted (INOUT, leave out):
+--             counts for the run log.
+-- Reads:      dim.issue, dim.project, dim.status_map, dim.priority_map.
 -- Writes:     dim.issue_key, fact.issue_daily.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_issue_daily(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    p_recompute_from date,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_updated bigint DEFAULT 0,
     INOUT rows_deleted bigint DEFAULT 0
@@ -48,8 +55,8 @@ DECLARE
     v_day date;
     v_at timestamptz;
     v_new_keys bigint;
-    -- a backfill (pmw run --backfill-from D) sets it for the transaction: every issue from D on
-    v_recompute_from date := NULLIF(current_setting('pmw.recompute_from', true), '')::date;
+    -- a backfill (pmw run --backfill-from D): every issue from D on
+    v_recompute_from date := p_recompute_from;
 BEGIN
     IF p_time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_time_zone) THEN
         RAISE EXCEPTION 'load_fact_issue_daily: time zone % is not an IANA zone name', p_time_zone
@@ -60,11 +67,9 @@ BEGIN
     SELECT to_date(min(snapshot_date_key)::text, 'YYYYMMDD'), to_date(max(snapshot_date_key)::text, 'YYYYMMDD')
     INTO v_first_date, v_last_date
     FROM fact.issue_daily;
-    -- the last run that took a snapshot, even one that found nothing to change; without a run log
-    -- (a call outside the flow) the newest run among the last day's rows
-    SELECT max(run_id) INTO v_last_run
-    FROM ctl.run_step
-    WHERE step_name = 'warehouse.load_fact_issue_daily' AND status = 'success' AND run_id < p_run_id;
+    -- the last run whose snapshot committed, even one that found nothing to change; without one (a call
+    -- outside the flow) the newest run among the last day's rows
+    v_last_run := p_since_run_id;
     IF v_last_run IS NULL AND v_last_date IS NOT NULL THEN
         SELECT max(run_id) INTO v_last_run
         FROM fact.issue_daily WHERE snapshot_date_key = to_char(v_last_date, 'YYYYMMDD')::integer;
@@ -207,6 +212,7 @@ BEGIN
         SELECT m.*, p_run_id FROM measured AS m;
     END LOOP;
     ANALYZE pg_temp.snapshot;  -- the comparisons below join it with the stored rows
+    SELECT count(*) INTO rows_read FROM pg_temp.snapshot;
 
     -- rows of the computed days and issues that no longer exist (deleted, or created later than thought)
     DELETE FROM fact.issue_daily AS f

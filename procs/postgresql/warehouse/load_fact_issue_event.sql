@@ -7,24 +7,27 @@
 --             Each event carries the PM project of the issue version it comes from (when that version has
 --             none, the project another version resolved; -1 when none did), so the review <-> issue bridge
 --             finds a project's events in a date range by index.
---             Incremental: the events of every issue with a version written since the last events run are
+--             Incremental: the events of every issue with a version written after p_since_run_id are
 --             derived again from its whole history and replace the stored ones (a late, out-of-order version
 --             changes its neighbours' events too); other issues are not touched.
 -- Parameters: p_run_id; p_as_of (unused: events carry their own times; kept for the common signature);
---             p_time_zone: the business time zone (IANA), for event_date_key.
---             rows_inserted, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.issue, dim.issue_key, dim.status_map, dim.date, ctl.run_step. Writes: fact.issue_event.
+--             p_time_zone: the business time zone (IANA), for event_date_key; p_since_run_id: the last run
+--             whose fact phase committed (NULL: never), given by the run log.
+--             rows_read (events derived), rows_inserted, rows_deleted (INOUT, leave out): for the run log.
+-- Reads:      dim.issue, dim.issue_key, dim.status_map, dim.date. Writes: fact.issue_event.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_issue_event(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_last_run bigint := warehouse.last_success('warehouse.load_fact_issue_event', p_run_id);
+    v_last_run bigint := p_since_run_id;
 BEGIN
     DROP TABLE IF EXISTS pg_temp.event_issue, pg_temp.event_new;
     -- the issues to derive again (all of them the first time); their durable keys come from the daily
@@ -101,6 +104,8 @@ BEGIN
         ev.to_status::varchar(50) AS to_status
     FROM events AS ev
     LEFT JOIN dim.date AS d ON d.full_date = (ev.event_at AT TIME ZONE p_time_zone)::date;
+
+    SELECT count(*) INTO rows_read FROM pg_temp.event_new;
 
     -- replace the derived issues' events, leaving identical ones alone
     DELETE FROM fact.issue_event AS f

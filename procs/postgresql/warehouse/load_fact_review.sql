@@ -7,13 +7,17 @@
 --             date of actual_issued_at - planned_date. A review deleted at the source keeps its row,
 --             flagged deleted and counted nowhere. Only rows whose values change are written, so the
 --             same as-of twice writes nothing (overdue flags move with the as-of date).
--- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA).
---             rows_inserted, rows_updated (INOUT, leave out): counts for the run log.
+-- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA);
+--             p_since_run_id (unused: every current review is graded at every as-of date; the common
+--             fact signature).
+--             rows_read (reviews graded), rows_inserted, rows_updated (INOUT, leave out): for the run log.
 -- Reads:      dim.review, dim.service, dim.project, dim.date. Writes: fact.review.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_review(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_updated bigint DEFAULT 0
 )
@@ -60,6 +64,8 @@ BEGIN
     LEFT JOIN dim.date AS pd ON pd.full_date = r.planned_date
     LEFT JOIN dim.date AS dd ON dd.full_date = r.due_date
     LEFT JOIN dim.date AS ad ON ad.full_date = r.issued_date;
+
+    SELECT count(*) INTO rows_read FROM pg_temp.review_now;
 
     UPDATE fact.review AS f
     SET review_sk = n.review_sk, service_sk = n.service_sk, project_sk = n.project_sk,

@@ -9,23 +9,26 @@
 --             or moves), deleted (hard-deleted at the source). Dates and instants in from/to are written
 --             as ISO 8601 text (UTC for instants), whatever the session's DateStyle or TimeZone.
 --             A first version already completed, cancelled or issued gives that event too.
---             Incremental: the events of every review with a version written since the last events run are
+--             Incremental: the events of every review with a version written after p_since_run_id are
 --             derived again from its whole history and replace the stored ones; other reviews are untouched.
 -- Parameters: p_run_id; p_as_of (unused: events carry their own times; kept for the common signature);
---             p_time_zone: the business time zone (IANA), for event_date_key.
---             rows_inserted, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.review, dim.date, ctl.run_step. Writes: fact.review_event.
+--             p_time_zone: the business time zone (IANA), for event_date_key; p_since_run_id: the last run
+--             whose fact phase committed (NULL: never), given by the run log.
+--             rows_read (events derived), rows_inserted, rows_deleted (INOUT, leave out): for the run log.
+-- Reads:      dim.review, dim.date. Writes: fact.review_event.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_review_event(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_last_run bigint := warehouse.last_success('warehouse.load_fact_review_event', p_run_id);
+    v_last_run bigint := p_since_run_id;
 BEGIN
     DROP TABLE IF EXISTS pg_temp.review_event_key, pg_temp.review_event_new;
     CREATE TEMP TABLE review_event_key ON COMMIT DROP AS
@@ -110,6 +113,8 @@ BEGIN
     FROM events AS ev
     LEFT JOIN dim.date AS d ON d.full_date = (ev.event_at AT TIME ZONE p_time_zone)::date
     ORDER BY ev.review_id, ev.event_type, ev.event_at, ev.review_sk;
+
+    SELECT count(*) INTO rows_read FROM pg_temp.review_event_new;
 
     -- replace the derived reviews' events, leaving identical ones alone
     DELETE FROM fact.review_event AS f

@@ -5,17 +5,22 @@
 --             (never the lump sum), variance = earned value - claimed, all DECIMAL(18,2); quantities; and its
 --             reviews then: total (not cancelled, not deleted), completed, overdue at that date.
 --             Months computed: the first run's month starts the series; later runs compute the months from
---             the earliest month a service, review or project version written since the last run starts in
+--             the earliest month a service, review or project version written after p_since_run_id starts in
 --             (late data) and any month since the last one computed, up to the as-of month; the last month
 --             computed is taken once more after it ends, for its end-of-month state. A month that has ended
 --             is otherwise recomputed only when late data for it arrives. Identical rows are left alone.
--- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA).
---             rows_inserted, rows_updated, rows_deleted (INOUT, leave out): counts for the run log.
--- Reads:      dim.service, dim.review, dim.project, ctl.run_step, ctl.run. Writes: fact.service_monthly.
+-- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA);
+--             p_since_run_id, p_since_as_of: the last run whose fact phase committed and its as-of
+--             instant (NULL: never), given by the run log.
+--             rows_read (rows computed), rows_inserted, rows_updated, rows_deleted (INOUT, leave out).
+-- Reads:      dim.service, dim.review, dim.project. Writes: fact.service_monthly.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_service_monthly(
     p_run_id bigint,
     p_as_of timestamptz,
     p_time_zone text,
+    p_since_run_id bigint,
+    p_since_as_of timestamptz,
+    INOUT rows_read bigint DEFAULT 0,
     INOUT rows_inserted bigint DEFAULT 0,
     INOUT rows_updated bigint DEFAULT 0,
     INOUT rows_deleted bigint DEFAULT 0
@@ -26,8 +31,8 @@ DECLARE
     v_as_of_month date := date_trunc('month', (p_as_of AT TIME ZONE p_time_zone)::date)::date;
     v_first_month date;
     v_last_month date;
-    v_last_run bigint;
-    v_last_as_of timestamptz;
+    v_last_run bigint := p_since_run_id;
+    v_last_as_of timestamptz := p_since_as_of;
     v_late_month date;
     v_from date;
     v_month date;
@@ -36,9 +41,6 @@ BEGIN
     SELECT to_date(min(month_date_key)::text, 'YYYYMMDD'), to_date(max(month_date_key)::text, 'YYYYMMDD')
     INTO v_first_month, v_last_month
     FROM fact.service_monthly;
-    SELECT max(run_id) INTO v_last_run
-    FROM ctl.run_step
-    WHERE step_name = 'warehouse.load_fact_service_monthly' AND status = 'success' AND run_id < p_run_id;
 
     IF v_first_month IS NULL THEN
         v_from := v_as_of_month;
@@ -52,7 +54,6 @@ BEGIN
         v_from := GREATEST(v_first_month, LEAST((v_last_month + interval '1 month')::date, v_late_month));
         -- the last month computed before it ended gets its end-of-month state once (overdue counts move
         -- with the date, not only with new versions)
-        SELECT as_of_at INTO v_last_as_of FROM ctl.run WHERE run_id = v_last_run;
         IF v_last_month < v_as_of_month AND (v_last_as_of IS NULL
             OR v_last_as_of < ((v_last_month + interval '1 month')::timestamp AT TIME ZONE p_time_zone)) THEN
             v_from := LEAST(v_from, v_last_month);
@@ -115,6 +116,8 @@ BEGIN
         LEFT JOIN first_project AS fp ON fp.project_id = s.project_id
         WHERE s.valid_from <= v_at AND s.valid_to > v_at AND NOT s.is_deleted AND s.service_sk <> -1;
     END LOOP;
+
+    SELECT count(*) INTO rows_read FROM pg_temp.service_month;
 
     DELETE FROM fact.service_monthly AS f
     WHERE f.month_date_key BETWEEN to_char(v_from, 'YYYYMMDD')::integer
