@@ -64,6 +64,17 @@ def create_database(admin_url: URL, prefix: str = "pmw_test") -> URL:
     return admin_url.set(database=name)
 
 
+def clone_database(admin_url: URL, template: URL, prefix: str = "pmw_clone") -> URL:
+    """A new database copied from ``template`` (which nobody may be connected to): seconds instead of a
+    migration and a seed per test."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
+    engine.dispose()
+    return admin_url.set(database=name)
+
+
 def drop_database(admin_url: URL, url: URL) -> None:
     database.drop_database(admin_url, str(url.database))
 

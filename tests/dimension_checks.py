@@ -17,7 +17,8 @@ DIMENSION_KEYS = {
     "issue": ["source_system", "source_project_id", "source_issue_id"],
     "issue_analytics": ["source_system", "source_issue_id"],
 }
-BOOKKEEPING = {"run_id"}
+# load bookkeeping, not facts: the run that last wrote a row, and (fact.review) that run's as-of date
+BOOKKEEPING = {"run_id", "as_of_date_key"}
 
 
 def scd2_violations(engine: sa.Engine) -> dict[str, dict[str, int]]:
@@ -101,3 +102,21 @@ def warehouse_contents(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]
             rows = conn.exec_driver_sql(f"SELECT {', '.join(selected)} FROM {table} AS f").all()
             picture[table] = sorted((tuple(r) for r in rows), key=repr)
     return picture
+
+
+def mart_contents(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every mart view (what BI tools read), sorted: comparable across warehouses."""
+    picture = {}
+    with engine.connect() as conn:
+        views = conn.execute(
+            sa.text("SELECT table_name FROM information_schema.views WHERE table_schema = 'mart' ORDER BY 1")
+        ).scalars()
+        for view in list(views):
+            rows = conn.exec_driver_sql(f"SELECT * FROM mart.{view}").all()
+            picture[f"mart.{view}"] = sorted((tuple(r) for r in rows), key=repr)
+    return picture
+
+
+def everything(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every dim, fact and brg table and every mart view, comparable across warehouses."""
+    return {**warehouse_contents(engine), **mart_contents(engine)}

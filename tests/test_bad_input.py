@@ -127,8 +127,9 @@ def test_rows_that_cannot_be_loaded_are_quarantined_and_the_run_goes_on(
     with upgraded.connect() as conn:
         loaded = conn.execute(sa.text("SELECT source_issue_id FROM dim.issue WHERE source_project_id = 'bad-proj'"))
         assert loaded.scalars().all() == ["fine"]
-        rejected = conn.execute(sa.text("SELECT rows_deleted FROM ctl.run_step WHERE run_id = :r AND step_name = "
-                                        "'pull issues'"), {"r": result["run_id"]}).scalar_one()  # fmt: skip
+        rejected = conn.execute(sa.text("SELECT value FROM ctl.run_step_meaning WHERE run_id = :r AND step_name = "
+                                        "'pull issues' AND meaning = 'quarantined'"), {"r": result["run_id"]}
+                                ).scalar_one()  # fmt: skip
         row = conn.execute(sa.text("SELECT row_data FROM ctl.quarantine WHERE business_key = 'ACC|bad-proj|year-one'"))
         assert json.loads(row.scalar_one())["title"] == "bad input"  # the whole row, as staged
         # the repeated key is left out whole (which row is the truth is unknown): its projects point at an
@@ -221,8 +222,8 @@ def test_text_longer_than_its_column_is_quarantined_before_the_pull(
     assert one(upgraded, "SELECT count(*) FROM dim.issue WHERE source_issue_id = 'fine'") == 0
     # the client is still at the source: its current version stays, not deleted
     assert one(upgraded, "SELECT is_deleted FROM dim.client WHERE client_id = :c AND is_current", c=client) is False
-    assert one(upgraded, "SELECT rows_deleted FROM ctl.run_step WHERE run_id = :r AND step_name = 'pull issues'",
-               r=result["run_id"]) == 1  # fmt: skip
+    assert one(upgraded, "SELECT value FROM ctl.run_step_meaning WHERE run_id = :r AND step_name = 'pull issues' "
+               "AND meaning = 'quarantined'", r=result["run_id"]) == 1  # fmt: skip
 
 
 def test_a_review_of_an_unknown_service_points_at_an_inferred_service(upgraded: sa.Engine) -> None:

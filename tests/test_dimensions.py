@@ -50,13 +50,27 @@ def execute(engine: sa.Engine, sql: str, **params: Any) -> None:
         conn.execute(sa.text(sql), params)
 
 
+SCD2_MEANINGS = ("new_keys", "new_versions", "versions_closed", "deleted_at_source")
+
+
 def step_totals(engine: sa.Engine, run_id: int) -> dict[str, tuple[int, int, int, int]]:
+    """Per step of the run: what its rows mean in SCD2 terms (new keys, new versions, versions closed,
+    deleted at the source); all 0 for a step that is no dimension load."""
+    meanings: dict[str, dict[str, int]] = {}
+    for r in rows(engine, "SELECT step_name, meaning, value FROM ctl.run_step_meaning WHERE run_id = :r", r=run_id):
+        meanings.setdefault(r.step_name, {})[r.meaning] = r.value
+    steps = rows_of(engine, "SELECT step_name FROM ctl.run_step WHERE run_id = :r", r=run_id)
+    return {s: tuple(meanings.get(s, {}).get(m, 0) for m in SCD2_MEANINGS) for s in steps}  # type: ignore[misc]
+
+
+def warehouse_writes(engine: sa.Engine, run_id: int) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(step, table) -> rows physically inserted, updated, deleted in a dimension, fact or bridge table."""
     return {
-        r.step_name: (r.rows_inserted, r.rows_updated, r.rows_closed, r.rows_deleted)
+        (r.step_name, r.table_name): (r.rows_inserted, r.rows_updated, r.rows_deleted)
         for r in rows(
             engine,
-            "SELECT step_name, rows_inserted, rows_updated, rows_closed, rows_deleted FROM ctl.run_step "
-            "WHERE run_id = :r",
+            "SELECT step_name, table_name, rows_inserted, rows_updated, rows_deleted FROM ctl.run_step_table "
+            "WHERE run_id = :r AND (table_name LIKE 'dim.%' OR table_name LIKE 'fact.%' OR table_name LIKE 'brg.%')",
             r=run_id,
         )
     }
@@ -87,9 +101,10 @@ def test_a_second_run_with_no_source_change_writes_nothing(loaded: sa.Engine) ->
     result = run(AS_OF)
     assert result["status"] == "success"
     totals = step_totals(loaded, result["run_id"])
-    # a pull and a load per source, the calendar, each fact, the quality checks
-    assert len(totals) == 2 * 11 + 1 + len(FACT_PROCEDURES) + 1
+    # a pull and a load per source, the calendar, each fact, their publication, the watermarks, the checks
+    assert len(totals) == 2 * 11 + 1 + len(FACT_PROCEDURES) + 3
     assert {step: counts for step, counts in totals.items() if counts != (0, 0, 0, 0)} == {}
+    assert warehouse_writes(loaded, result["run_id"]) == {}
     assert watermarks(loaded) == before
     assert q(loaded, "SELECT status FROM ctl.run WHERE run_id = :r", r=result["run_id"]) == "success"
     windows = rows(
@@ -117,6 +132,7 @@ def test_a_full_refresh_rereads_everything_and_changes_nothing(loaded: sa.Engine
     }
     assert read["issues"] == 10_000
     assert {s: c for s, c in step_totals(loaded, result["run_id"]).items() if c != (0, 0, 0, 0)} == {}
+    assert warehouse_writes(loaded, result["run_id"]) == {}
     # a full pull compares nothing with the rows loaded before: every row goes through the merge again
     assert {unchanged for _, unchanged in unchanged_counts(loaded, result["run_id"]).values()} == {None}
 

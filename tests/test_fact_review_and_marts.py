@@ -399,7 +399,7 @@ def test_review_issue_bridge_links_issues_in_the_window(source: sa.Engine, monke
 
     # a 30-day window re-derives every review: review 2 (7 Sep... 20 Oct) now reaches age-30 and age-31
     monkeypatch.setenv("PMW_REVIEW_ISSUE_WINDOW_DAYS", "30")
-    warehouse(RunParameters(as_of=NOV_3))
+    warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=2)))
     wider = bridge(source)
     assert {(r, i) for r, i, activity, days in wider if activity == "opened"} >= opened | {(2, "age-30"), (2, "age-31")}
     assert not {i for _, i, *_ in wider} & {"age-8"}

@@ -25,7 +25,7 @@ from dimension_checks import scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
 from flows import demo_source, migrate
-from flows.facts import FACT_PROCEDURES
+from flows.pipeline import PUBLISH_STEP, WATERMARK_STEP
 from flows.run_log import STALE_RUN_MESSAGE
 from flows.sources import SOURCES
 from flows.warehouse_flow import RunParameters, warehouse
@@ -34,7 +34,7 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 # The run stalls where it first *writes* a table the test holds in EXCLUSIVE mode (reads still pass), or
 # first touches one held in ACCESS EXCLUSIVE mode. Every step is reached at its start (the boundary after
 # the step before it) through the table it writes first; a few points sit in the middle of a step.
-WATERMARKS = "moving the watermarks (after every load committed)"
+WATERMARKS = WATERMARK_STEP
 STEP_TABLES = {
     **{f"pull {source.name}": f"stg.{source.staging_table}" for source in SOURCES},
     "warehouse.load_dim_date": "dim.date",
@@ -52,10 +52,9 @@ STEP_TABLES = {
     WATERMARKS: "ctl.watermark",
     "quality checks": "ctl.data_quality_result",
 }
-# point -> (table, lock mode, the step ctl.run_step shows running there; None between steps)
+# point -> (table, lock mode, the step ctl.run_step shows running there)
 POINTS = {
-    **{f"at the start of {step}": (table, "EXCLUSIVE", None if step == WATERMARKS else step)
-       for step, table in STEP_TABLES.items()},
+    **{f"at the start of {step}": (table, "EXCLUSIVE", step) for step, table in STEP_TABLES.items()},
     "in the middle of the issue dimension procedure (it has read the projects)": (
         "dim.issue", "ACCESS EXCLUSIVE", "warehouse.load_dim_issue"),
     "in the middle of the issue events procedure (it has read the issues)": (
@@ -128,9 +127,9 @@ def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
             running = conn.execute(sa.text("SELECT step_name FROM ctl.run_step WHERE status = 'running'")).all()
             last_done = conn.execute(sa.text("SELECT step_name FROM ctl.run_step WHERE status = 'success' "
                                               "ORDER BY run_step_id DESC LIMIT 1")).scalar()  # fmt: skip
-        assert [r.step_name for r in running] == ([step] if step else []), point
-        # at the watermarks every load is done and the checks have not started
-        assert step or last_done == FACT_PROCEDURES[-1], point
+        assert [r.step_name for r in running] == [step], point
+        # at the watermarks every load is done and published, and the checks have not started
+        assert step != WATERMARKS or last_done == PUBLISH_STEP, point
         os.killpg(child.pid, signal.SIGKILL)  # the run's process and everything it started
         child.wait(timeout=30)
     finally:

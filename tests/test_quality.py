@@ -332,6 +332,14 @@ BREAKS = {
         None, "UPDATE dim.project SET is_inferred = true WHERE project_id = (SELECT min(project_id) FROM dim.project "
         "WHERE project_sk <> -1) AND is_current"),
     "fact_review_review": (None, "UPDATE fact.review SET review_sk = 999999999 WHERE review_id = 1"),
+    # the freshness gate: an issue live at the as-of instant without a row on the as-of date; a live project
+    # without a row for the as-of month
+    "fact_issue_daily_fresh": (
+        None, "DELETE FROM fact.issue_daily WHERE snapshot_date_key = 20261101 AND issue_key = (SELECT min(issue_key) "
+        "FROM fact.issue_daily)"),
+    "fact_monthly_fresh": (
+        None, "DELETE FROM fact.project_monthly WHERE month_date_key = 20261101 AND project_id = "
+        "(SELECT min(project_id) FROM dim.project WHERE project_sk <> -1 AND is_current AND NOT is_deleted)"),
     "fact_review_overdue_rule": (
         None, "UPDATE fact.review SET is_overdue = true, is_completed = true WHERE review_id = 1"),
 }  # fmt: skip
@@ -345,15 +353,16 @@ def test_every_built_in_check_passes_on_clean_data_and_fails_on_data_crafted_to_
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
     run_id = warehouse(RunParameters(as_of=AS_OF))["run_id"]
     checks = quality.load_checks()
+    binds = quality.bind_values(AS_OF, run_id, "Australia/Sydney")
     assert {c.name for c in checks} == set(BREAKS), "every built-in check needs a way to break it here"
     for built_in in checks:
         clean, breaking = BREAKS[built_in.name]
         with upgraded.connect() as conn, conn.begin() as transaction:
             if clean:
                 conn.exec_driver_sql(clean)
-            passed = quality.run_check(conn, built_in, AS_OF, run_id)
+            passed = quality.run_check(conn, built_in, binds)
             assert (passed.status, passed.failing_count) == ("pass", 0), (built_in.name, passed)
             conn.exec_driver_sql(breaking)
-            failed = quality.run_check(conn, built_in, AS_OF, run_id)
+            failed = quality.run_check(conn, built_in, binds)
             assert failed.status == "fail" and failed.failing_count >= 1, (built_in.name, failed)
             transaction.rollback()
