@@ -93,7 +93,8 @@ def counting_commits(engine: sa.Engine, total: Counts) -> Iterator[None]:
             add(total, difference(_read(conn.connection.driver_connection), before))
 
     def at_rollback(conn: sa.Connection) -> None:
-        conn.info.pop(_AT_BEGIN, None)
+        if not conn.invalidated:  # a lost connection has no info to clean (and asking would raise)
+            conn.info.pop(_AT_BEGIN, None)
 
     listeners = (("begin", at_begin), ("commit", before_commit), ("rollback", at_rollback))
     for name, listener in listeners:

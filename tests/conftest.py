@@ -13,6 +13,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def server_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
     finally:
         embedded.stop(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def warehouse_at(url: URL) -> Iterator[None]:
+    """While inside, the settings point the warehouse at ``url`` (for module-scoped fixtures, which cannot
+    use monkeypatch); the previous value comes back after."""
+    saved = os.environ.get("PMW_WAREHOUSE_URL")
+    os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PMW_WAREHOUSE_URL", None)
+        else:
+            os.environ["PMW_WAREHOUSE_URL"] = saved
 
 
 def create_database(admin_url: URL, prefix: str = "pmw_test") -> URL:

@@ -89,13 +89,17 @@ def test_the_scorecard_shows_the_as_of_month_even_when_a_later_month_has_rows(se
     assert scalar(seeded, "SELECT DISTINCT snapshot_date FROM mart.issue_backlog_age").isoformat() == "2026-11-02"
 
 
+def drop_inserts(engine: sa.Engine, table: str, when: str) -> None:
+    """The test's trigger drops, silently, the rows a step inserts into ``table`` that match ``when``."""
+    execute(engine, """CREATE FUNCTION public.pmw_test_drop() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RETURN NULL; END $$""")  # fmt: skip
+    execute(engine, f"""CREATE TRIGGER pmw_test_drop BEFORE INSERT ON {table} FOR EACH ROW
+        WHEN ({when}) EXECUTE FUNCTION public.pmw_test_drop()""")  # fmt: skip
+
+
 def test_a_snapshot_that_wrote_nothing_for_the_as_of_date_fails_the_freshness_gate(seeded: sa.Engine) -> None:
     assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
-    # the snapshot step writes nothing for 2 November (the test's trigger drops those rows silently)
-    execute(seeded, """CREATE FUNCTION public.pmw_test_drop() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RETURN NULL; END $$""")  # fmt: skip
-    execute(seeded, """CREATE TRIGGER pmw_test_drop BEFORE INSERT ON fact.issue_daily FOR EACH ROW
-        WHEN (NEW.snapshot_date_key = 20261102) EXECUTE FUNCTION public.pmw_test_drop()""")  # fmt: skip
+    drop_inserts(seeded, "fact.issue_daily", "NEW.snapshot_date_key = 20261102")  # nothing for 2 November
     with pytest.raises(QualityGateFailed, match="fact_issue_daily_fresh"):
         warehouse(RunParameters(as_of=NEXT_DAY))
     result = rows(seeded, "SELECT r.status, q.status AS check_status, q.severity, q.sample_keys FROM ctl.run AS r "
@@ -109,10 +113,7 @@ def test_a_snapshot_that_wrote_nothing_for_the_as_of_date_fails_the_freshness_ga
 
 def test_a_monthly_fact_without_the_as_of_month_fails_the_freshness_gate(seeded: sa.Engine) -> None:
     assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
-    execute(seeded, """CREATE FUNCTION public.pmw_test_drop() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RETURN NULL; END $$""")  # fmt: skip
-    execute(seeded, """CREATE TRIGGER pmw_test_drop BEFORE INSERT ON fact.project_monthly FOR EACH ROW
-        WHEN (NEW.month_date_key = 20261201) EXECUTE FUNCTION public.pmw_test_drop()""")  # fmt: skip
+    drop_inserts(seeded, "fact.project_monthly", "NEW.month_date_key = 20261201")  # nothing for December
     with pytest.raises(QualityGateFailed, match="fact_monthly_fresh"):
         warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
     sample = scalar(seeded, "SELECT sample_keys FROM ctl.data_quality_result WHERE check_name = 'fact_monthly_fresh' "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import create_database, drop_database, start_run_process
+from conftest import create_database, drop_database, start_run_process, warehouse_at
 from dimension_checks import scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
@@ -65,8 +65,8 @@ pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 def _seed_and_upgrade(url: URL) -> sa.Engine:
-    os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
-    migrate.upgrade("head")
+    with warehouse_at(url):
+        migrate.upgrade("head")
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     demo_source.seed(engine, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
     return engine
@@ -75,20 +75,16 @@ def _seed_and_upgrade(url: URL) -> sa.Engine:
 @pytest.fixture(scope="module")
 def uninterrupted(server_admin_url: URL) -> Iterator[dict[str, list[tuple[object, ...]]]]:
     """The whole warehouse after one uninterrupted run on the standard seed."""
-    saved = os.environ.get("PMW_WAREHOUSE_URL")
     url = create_database(server_admin_url, prefix="pmw_uninterrupted")
     try:
         engine = _seed_and_upgrade(url)
-        assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+        with warehouse_at(url):
+            assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
         contents = warehouse_contents(engine)
         engine.dispose()
         assert all(contents[t] for t in ("issue", "fact.issue_daily", "fact.issue_event", "brg.review_issue"))
         yield contents
     finally:
-        if saved is None:
-            os.environ.pop("PMW_WAREHOUSE_URL", None)
-        else:
-            os.environ["PMW_WAREHOUSE_URL"] = saved
         drop_database(server_admin_url, url)
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import clone_database, create_database, drop_database
+from conftest import clone_database, create_database, drop_database, warehouse_at
 from dimension_checks import everything, scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
@@ -67,20 +67,15 @@ def remove_fault(engine: sa.Engine, table: str) -> None:
 @pytest.fixture(scope="module")
 def template(server_admin_url: URL) -> Iterator[URL]:
     """An upgraded warehouse with the demo source seeded at AS_OF, to clone (nobody stays connected)."""
-    saved = os.environ.get("PMW_WAREHOUSE_URL")
     url = create_database(server_admin_url, prefix="pmw_retry_template")
     try:
-        os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
-        migrate.upgrade("head")
+        with warehouse_at(url):
+            migrate.upgrade("head")
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         demo_source.seed(engine, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
         engine.dispose()
         yield url
     finally:
-        if saved is None:
-            os.environ.pop("PMW_WAREHOUSE_URL", None)
-        else:
-            os.environ["PMW_WAREHOUSE_URL"] = saved
         drop_database(server_admin_url, url)
 
 
@@ -100,21 +95,16 @@ def clone(server_admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture(scope="module")
 def uninterrupted(server_admin_url: URL, template: URL) -> Iterator[dict[str, list[tuple[object, ...]]]]:
     """Every table and view after one uninterrupted run at AS_OF."""
-    saved = os.environ.get("PMW_WAREHOUSE_URL")
     url = clone_database(server_admin_url, template)
     try:
-        os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
-        assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+        with warehouse_at(url):
+            assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         contents = everything(engine)
         engine.dispose()
         assert all(contents[t] for t in ("fact.issue_daily", "fact.project_monthly", "mart.project_scorecard"))
         yield contents
     finally:
-        if saved is None:
-            os.environ.pop("PMW_WAREHOUSE_URL", None)
-        else:
-            os.environ["PMW_WAREHOUSE_URL"] = saved
         drop_database(server_admin_url, url)
 
 
