@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field, field_validator
 
-from flows import artifacts, database, pipeline
+from flows import artifacts, database, fact_phase, pipeline
 from flows.errors import QualityGateFailed
 from flows.facts import FACT_LOADS
 from flows.run_log import error_text
@@ -81,7 +81,7 @@ class RunParameters(BaseModel):
 @task(name="pull_source", task_run_name="pull {source_name}", **_task_options)
 def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> dict[str, int]:
     ctx = pipeline.Context.from_settings(Settings())
-    return pipeline.pull_source(ctx, source_name, run_id, as_of, full_refresh).__dict__
+    return _summary(pipeline.pull_source(ctx, source_name, run_id, as_of, full_refresh))
 
 
 @task(name="run_procedure", task_run_name="{procedure}", **_task_options)
@@ -103,12 +103,12 @@ def run_fact_procedure(
     procedure: str, run_id: int, as_of: datetime, backfill_from: date | None = None
 ) -> dict[str, int]:
     ctx = pipeline.Context.from_settings(Settings())
-    return _summary(pipeline.load_fact(ctx, procedure, run_id, as_of, backfill_from))
+    return _summary(fact_phase.load_fact(ctx, procedure, run_id, as_of, backfill_from))
 
 
 @task(name="publish_facts", task_run_name="publish facts", **_fact_task_options)
 def publish_facts(run_id: int) -> dict[str, int]:
-    return _summary(pipeline.publish_facts(pipeline.Context.from_settings(Settings()), run_id))
+    return _summary(fact_phase.publish_facts(pipeline.Context.from_settings(Settings()), run_id))
 
 
 def _summary(counts: pipeline.StepCounts) -> dict[str, int]:
@@ -116,17 +116,17 @@ def _summary(counts: pipeline.StepCounts) -> dict[str, int]:
     return {"rows_read": counts.rows_read, "rows_inserted": inserted, "rows_updated": updated, "rows_deleted": deleted}
 
 
-def _fact_phase(ctx: pipeline.Context, run: Any, as_of: datetime, backfill_from: date | None) -> None:
+def _run_fact_phase(ctx: pipeline.Context, run: Any, as_of: datetime, backfill_from: date | None) -> None:
     """Every fact and bridge procedure in one transaction, then its commit; redone whole on a transient error."""
     for attempt in range(TASK_RETRIES + 1):
-        pipeline.open_fact_phase(ctx, run)
+        fact_phase.open_fact_phase(ctx, run)
         try:
             for load in FACT_LOADS:
                 run_fact_procedure(load.procedure, run.run_id, as_of, backfill_from=backfill_from)
             publish_facts(run.run_id)
             return
         except BaseException as exc:
-            pipeline.abandon_fact_phase(ctx, run.run_id)
+            fact_phase.abandon_fact_phase(ctx, run.run_id)
             if attempt == TASK_RETRIES or not database.is_transient(exc):
                 raise
         time.sleep(2 ** (attempt + 1))  # the tasks' backoff: 2, 4, 8 s
@@ -165,7 +165,7 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)
         for source in sources:
             run_procedure(source.procedure, source.name, run.run_id, as_of, parameters.force_deletes)
-        _fact_phase(ctx, run, as_of, parameters.backfill_from)
+        _run_fact_phase(ctx, run, as_of, parameters.backfill_from)
         # the loads are committed: the watermarks follow them whatever the checks find
         pipeline.move_watermarks(ctx, run.run_id)
         failed_checks = quality_checks(run.run_id, as_of)
