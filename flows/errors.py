@@ -69,3 +69,19 @@ class AsOfBehind(WarehouseError):
             "backfill_from); to really run at an earlier as-of, ask for it with `pmw run --allow-earlier-as-of` "
             "(flow parameter allow_earlier_as_of)."
         )
+
+
+class InvalidSettings(ConfigurationError):
+    """The settings could not be read. ``problems`` maps each offending field to what is wrong with it,
+    as one sentence naming its environment variable, its value, what is allowed and what to do."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        self.setting = ", ".join(problems)
+        self.value = None
+        lines = list(problems.values())
+        one = len(lines) == 1
+        WarehouseError.__init__(self, "invalid configuration:" + (" " if one else "\n  ") + "\n  ".join(lines))
+
+    def __reduce__(self) -> tuple[type[InvalidSettings], tuple[dict[str, str]]]:
+        return type(self), (self.problems,)  # picklable, for Prefect's stored states

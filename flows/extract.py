@@ -13,7 +13,7 @@ stream in chunks from the source and go in through the warehouse's bulk path (CO
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows.errors import SourceUnavailable
+from flows.errors import SourceError, SourceUnavailable
+from flows.redaction import redact_url
 from flows.sources import Partition, SourceObject
 
 CHUNK_ROWS = 50_000
@@ -69,7 +70,35 @@ def plan_windows(
         lower = None if full_refresh or before is None else before - lookback
         upper = source_now(as_of, partition, source_timezone)
         windows.append(ExtractWindow(source.name, partition.value, source.strategy, lower, upper, before, zone))
+    if not full_refresh:  # a full refresh reads from the beginning: the repair for a watermark in the future
+        check_windows(windows)
     return windows
+
+
+class WindowOutOfOrder(SourceError):
+    """A cursor window starts after it ends, or its watermark is later than the source's clock at the as-of."""
+
+    def __init__(self, window: ExtractWindow) -> None:
+        source = window.source + (f" ({window.partition})" if window.partition else "")
+        super().__init__(
+            f"the watermark of {source} is {window.watermark_before}, later than the source's clock at this run's "
+            f"as-of ({window.window_to}, {window.time_zone}): its window [{window.window_from}, {window.window_to}] "
+            "would miss every row changed before the watermark. Nothing was read and no watermark moved. If the "
+            "as-of is wrong, run again with the right one (`pmw run --as-of ...`); if the watermark is wrong (a "
+            "clock that ran ahead, a restored source), re-read the source from the beginning with `pmw run "
+            f"--full-refresh --source {window.source}` (flow parameters full_refresh and sources), which sets the "
+            "watermark from the rows it reads."
+        )
+
+
+def check_windows(windows: list[ExtractWindow]) -> None:
+    """Refuse a cursor window that starts after it ends, or whose watermark is later than its upper bound."""
+    for window in windows:
+        if window.window_to is None:
+            continue  # a full compare reads everything
+        later = window.watermark_before is not None and window.watermark_before > window.window_to
+        if later or (window.window_from is not None and window.window_from > window.window_to):
+            raise WindowOutOfOrder(window)
 
 
 def _source_table(source: SourceObject) -> sa.TableClause:
@@ -81,17 +110,17 @@ def _staging_table(source: SourceObject) -> sa.TableClause:
     return sa.table(source.staging_table, *(sa.column(name) for name in names), schema="stg")
 
 
-def extract_query(
-    source: SourceObject, window: ExtractWindow, limits: dict[str, int] | None = None, overlong: bool = False
-) -> sa.Select:
-    """SELECT of the source rows in ``window`` (dialect-neutral: quoting is the engine's). With ``limits``
-    (column -> staging length), only the rows whose text fits (the others are quarantined before the pull),
-    or with ``overlong`` only the others."""
+Keep = Callable[[sa.TableClause], sa.ColumnElement[bool]]
+
+
+def extract_query(source: SourceObject, window: ExtractWindow, keep: Keep | None = None) -> sa.Select:
+    """SELECT of the source rows in ``window`` (dialect-neutral: quoting is the engine's). With ``keep`` (a
+    condition over the source table), only the rows that meet it: flows/validation.py leaves out the rows
+    whose values do not fit their staging columns, or reads only those."""
     table = _source_table(source)
     query = sa.select(*table.c)
-    if limits:
-        fits = sa.and_(*(sa.or_(table.c[c].is_(None), sa.func.char_length(table.c[c]) <= n) for c, n in limits.items()))
-        query = query.where(sa.not_(fits) if overlong else fits)
+    if keep is not None:
+        query = query.where(keep(table))
     if source.partition_column:
         query = query.where(table.c[source.partition_column] == window.partition)
     if source.strategy == "cursor" and source.cursor_column:
@@ -122,10 +151,11 @@ def pull(
     run_id: int,
     *,
     same_database: bool,
-    limits: dict[str, int] | None = None,
+    keep: Keep | None = None,
 ) -> tuple[int, datetime | None]:
-    """Stage ``window`` of ``source`` for ``run_id``; return (rows read, newest cursor value read)."""
-    query = extract_query(source, window, limits)
+    """Stage ``window`` of ``source`` for ``run_id`` (only the rows that meet ``keep``, when given); return
+    (rows read, newest cursor value read)."""
+    query = extract_query(source, window, keep)
     staging = _staging_table(source)
     if same_database:
         labelled = sa.select(sa.literal(run_id, sa.BigInteger), sa.literal(window.time_zone), *query.selected_columns)
@@ -174,7 +204,7 @@ def source_connection(source_engine: Engine) -> Iterator[sa.Connection]:
     try:
         conn = source_engine.connect()
     except sa.exc.OperationalError as exc:
-        raise SourceUnavailable(source_engine.url.render_as_string(hide_password=True), exc.orig or exc) from exc
+        raise SourceUnavailable(redact_url(source_engine.url), exc.orig or exc) from exc
     with conn:
         yield conn
 

@@ -6,13 +6,18 @@ points Alembic at them, so `alembic upgrade head` and `pmw upgrade` do exactly t
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from flows.database import SUPPORTED_DIALECTS
 from flows.errors import MigrationError
@@ -63,4 +68,48 @@ def current_revision(connection) -> str | None:  # type: ignore[no-untyped-def]
     """Revision the database on ``connection`` is at, or None when it has none."""
     from alembic.runtime.migration import MigrationContext
 
-    return MigrationContext.configure(connection).get_current_revision()
+    with _quiet("alembic.runtime.migration"):  # no "Context impl PostgresqlImpl." line for a mere read
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def require_head(engine: sa.Engine) -> None:
+    """Refuse to read a warehouse whose schema is not the one this code expects.
+
+    Raises:
+        MigrationError: the warehouse is not initialised, is behind the code's head revision (run
+            `pmw upgrade`), or is at a revision this code does not know (migrated by newer code).
+    """
+    with engine.connect() as conn:
+        current = current_revision(conn)
+    script = ScriptDirectory.from_config(alembic_config())
+    expected = " or ".join(script.get_heads())
+    if current in script.get_heads():
+        return
+    if current is None:
+        raise MigrationError(
+            f"the warehouse is not initialised (it has no revision), this code expects {expected}: run `pmw upgrade`"
+        )
+    if not _is_known(script, current):
+        raise MigrationError(
+            f"the warehouse is at revision {current}, which this code does not know (newer code migrated it); "
+            f"this code expects {expected}: use the code that migrated it, or downgrade with that code first"
+        )
+    raise MigrationError(f"the warehouse is at revision {current}, this code expects {expected}: run `pmw upgrade`")
+
+
+def _is_known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract, loaded_rows, quality, table_counts, validation
+from flows import database, extract, loaded_rows, quality, retention, roles, table_counts, validation
 from flows.facts import FACT_LOADS
 from flows.run_log import RunLog, StepCounts
 from flows.settings import Settings
@@ -64,6 +64,15 @@ class Context:
         return cls(settings, warehouse, warehouse if same else database.engine_for(source_url), same)
 
     @property
+    def checks_engine(self) -> Engine:
+        """Where the quality checks connect: on the embedded server (which trusts local connections) as the
+        analyst's own login, so that not even a crafted check can take the superuser's role back; elsewhere the
+        warehouse URL's user, which the checks leave for the analyst's role (``SET ROLE``) where it may."""
+        if self.settings.warehouse_url is not None or self.warehouse.dialect.name != "postgresql":
+            return self.warehouse
+        return database.engine_for(self.warehouse.url.set(username=roles.CHECK_ROLE))
+
+    @property
     def run_log(self) -> RunLog:
         return RunLog(self.warehouse)
 
@@ -79,6 +88,17 @@ def default_as_of(ctx: Context) -> datetime:
         if clock is not None:
             return clock.replace(tzinfo=UTC)
     return datetime.now(UTC)
+
+
+def check_windows(ctx: Context, sources: tuple[SourceObject, ...], as_of: datetime, full_refresh: bool) -> None:
+    """Plan every source's windows before anything is read: a watermark later than the source's clock stops
+    the run here (``extract.WindowOutOfOrder``), not after some sources were pulled."""
+    watermarks = ctx.run_log.watermarks()
+    for source in sources:
+        extract.plan_windows(
+            source, watermarks, as_of=as_of, lookback=timedelta(hours=ctx.settings.lookback_hours),
+            source_timezone=ctx.settings.source_timezone, full_refresh=full_refresh,
+        )  # fmt: skip
 
 
 def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> StepCounts:
@@ -100,29 +120,22 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
         if emptied:  # the row counters do not see a TRUNCATE
             table_counts.add(counts.tables, {f"stg.{source.staging_table}": (0, 0, emptied)})
         counts.meanings["emptied"] = emptied  # the previous run's staged rows
-        overlong = 0
+        misfits = 0  # rows with a value too long or too large for its staging column: quarantined, not staged
         for window in windows:
-            try:
-                rows, newest = extract.pull(
-                    ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database
-                )
-            except Exception as exc:  # COPY raises the driver's own error, not SQLAlchemy's
-                if not validation.is_text_too_long(exc):
-                    raise
-                # text longer than its staging column failed the pull (rolled back): quarantine those
-                # rows and pull the window again without them. Checked only then: it costs a read.
-                limits = validation.text_limits(ctx.warehouse, source)
-                overlong += validation.quarantine_overlong(ctx.source, ctx.warehouse, source, window, limits, run_id)
-                rows, newest = extract.pull(
-                    ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database, limits=limits
-                )
+            rows, newest, quarantined = validation.pull_fitting(
+                ctx.source, ctx.warehouse, source, window, run_id, same_database=ctx.same_database
+            )
+            misfits += quarantined
             log.record_window(run_id, window, rows, newest)
             counts.rows_read += rows
         # rejected rows leave staging for ctl.quarantine
         counts.meanings["quarantined"] = validation.quarantine_staged(
             ctx.warehouse, source, run_id, as_of, ctx.settings.source_timezone, ctx.settings.quarantine_max_share,
-            rejected_before=overlong,
+            rejected_before=misfits,
         )  # fmt: skip
+        counts.meanings["quarantine_purged"] = retention.purge_quarantined_rows(
+            ctx.warehouse, source.name, ctx.settings.quarantine_retention_days
+        )
         # rows of the look-back window loaded before and unchanged since: no need to merge them again
         dropped = loaded_rows.drop_unchanged(ctx.warehouse, source, windows, run_id)
         if source.strategy == "cursor":
@@ -198,7 +211,10 @@ def check_quality(ctx: Context, run_id: int, as_of: datetime) -> list[quality.Ch
     """Run every configured quality check and record each result; the caller decides the run's fate."""
     checks = quality.load_checks(ctx.settings.quality_checks)
     with ctx.run_log.step(run_id, QUALITY_STEP) as counts:
-        results = quality.run_checks(ctx.warehouse, checks, as_of, run_id, ctx.settings.business_timezone)
+        results = quality.run_checks(
+            ctx.checks_engine, checks, as_of, run_id, ctx.settings.business_timezone,
+            as_role=roles.CHECK_ROLE, timeout_seconds=ctx.settings.quality_check_timeout_seconds,
+        )  # fmt: skip
         ctx.run_log.record_quality(run_id, results)
         counts.rows_read = len(results)
     return results

@@ -28,15 +28,17 @@ same for the parent of ``relationships``); the flags are portable, a ``where`` i
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from flows.errors import QualityCheckError
 
@@ -45,6 +47,8 @@ Severity = Literal["warn", "error"]
 BUILT_IN_CHECKS = Path(__file__).with_name("checks.toml")
 SAMPLE_SIZE = 5
 OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)  # valid_to of a current version
+MSSQL_CHECK_USER = "pmw_check"  # a user without login in the analyst role (revision 0013), impersonated
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,37 +93,127 @@ class CheckResult:
         return self.check.severity == "error" and self.status != "pass"
 
 
-_OPTIONS = {f.name: f for f in fields(Check)}
-_NEEDS = {
-    "not_null": ("table", "columns"),
-    "unique": ("table", "columns"),
-    "relationships": ("table", "columns", "to_table", "to_columns"),
-    "accepted_values": ("table", "columns", "values"),
-    "row_count": ("table",),
-    "freshness": ("table", "columns", "max_age_hours"),
-    "scd2": ("table", "columns"),
-    "custom_sql": ("sql",),
-}
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_Table = Annotated[str, StringConstraints(pattern=rf"^{IDENTIFIER}\.{IDENTIFIER}$")]
+_Column = Annotated[str, StringConstraints(pattern=rf"^{IDENTIFIER}$")]
+_Columns = Annotated[tuple[_Column, ...], Field(min_length=1)]
+_Sql = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Declared(BaseModel):
+    """The options every kind has; strict, so ``threshold = "5"`` is refused rather than coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    severity: Severity = "error"
+    threshold: Annotated[int, Field(ge=0)] = 0
+    description: str = ""
+    enabled: bool = True
+
+
+class _OnTable(_Declared):
+    table: _Table
+    where: _Sql | None = None
+    current_only: bool = False
+
+
+class NotNull(_OnTable):
+    kind: Literal["not_null"]
+    columns: _Columns
+    sample_columns: tuple[_Column, ...] = ()
+
+
+class Unique(_OnTable):
+    kind: Literal["unique"]
+    columns: _Columns
+
+
+class Relationships(_OnTable):
+    kind: Literal["relationships"]
+    columns: _Columns
+    to_table: _Table
+    to_columns: _Columns
+    to_where: _Sql | None = None
+    to_current_only: bool = False
+
+
+class AcceptedValues(_OnTable):
+    kind: Literal["accepted_values"]
+    columns: Annotated[tuple[_Column], Field(min_length=1, max_length=1)]
+    values: Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class RowCount(_OnTable):
+    kind: Literal["row_count"]
+    min_rows: Annotated[int, Field(ge=0)] | None = None
+    max_rows: Annotated[int, Field(ge=0)] | None = None
+
+
+class Freshness(_OnTable):
+    kind: Literal["freshness"]
+    columns: Annotated[tuple[_Column], Field(min_length=1, max_length=1)]
+    max_age_hours: Annotated[float, Field(gt=0)]  # strict still takes 6 for 6.0
+
+
+class Scd2(_OnTable):
+    kind: Literal["scd2"]
+    columns: _Columns
+    changed_keys_only: bool = False
+
+
+class CustomSql(_Declared):
+    kind: Literal["custom_sql"]
+    sql: _Sql
+
+
+_KINDS = (NotNull, Unique, Relationships, AcceptedValues, RowCount, Freshness, Scd2, CustomSql)
+_DECLARATION: TypeAdapter[Any] = TypeAdapter(
+    Annotated[Union[_KINDS], Field(discriminator="kind")]  # type: ignore[arg-type]  # noqa: UP007
+)
+
+
+def _allowed(kind: str) -> str:
+    model = next(m for m in _KINDS if m.model_fields["kind"].annotation == Literal[kind])  # type: ignore[comparison-overlap]
+    options = sorted(model.model_fields.items(), key=lambda item: not item[1].is_required())
+    return ", ".join(f"{name} ({'required' if f.is_required() else 'optional'})" for name, f in options)
 
 
 def parse_check(name: str, options: dict[str, Any], origin: str) -> Check:
-    """A Check from one TOML table, or a QualityCheckError saying what is wrong and what is allowed."""
+    """A Check from one TOML table, or a QualityCheckError naming the check, option, value and what is allowed.
+
+    Validated when the file is read (before a run reads anything), one typed model per kind.
+    """
     where = f"quality check '{name}' in {origin}"
-    unknown = sorted(set(options) - set(_OPTIONS) - {"name"})
-    if unknown:
-        raise QualityCheckError(f"{where}: unknown option(s) {unknown}; allowed: {sorted(set(_OPTIONS) - {'name'})}")
     kind = str(options.get("kind"))
     if kind not in get_args(Kind):
         raise QualityCheckError(f"{where}: kind {kind!r} is not one of {list(get_args(Kind))}")
-    if options.get("severity", "error") not in get_args(Severity):
-        raise QualityCheckError(f"{where}: severity {options['severity']!r} is not one of {list(get_args(Severity))}")
-    missing = [option for option in _NEEDS[kind] if not options.get(option)]
-    if missing:
-        raise QualityCheckError(f"{where}: a {kind} check needs {', '.join(missing)}")
-    if int(options.get("threshold", 0)) < 0:
-        raise QualityCheckError(f"{where}: threshold {options['threshold']} must be 0 or more")
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k != "name"}
+    try:
+        # TOML arrays arrive as lists; the models hold tuples (a Check is immutable)
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k != "name"}
+        declared = _DECLARATION.validate_python(given)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # an option whose items failed also fails its own length rule: report the items only
+        errors = [e for e in errors if not any(o["loc"][: len(e["loc"])] == e["loc"] and o is not e for o in errors)]
+        problems = "; ".join(_problem(error) for error in errors)
+        raise QualityCheckError(f"{where}: {problems}. A {kind} check takes: {_allowed(kind)}.") from None
+    values = declared.model_dump()
+    if kind == "row_count" and values["min_rows"] is None and values["max_rows"] is None:
+        raise QualityCheckError(f"{where}: a row_count check needs min_rows or max_rows (or both)")
     return Check(name=name, **values)
+
+
+def _problem(error: Any) -> str:
+    option = ".".join(str(part) for part in error["loc"][1:]) or "the table"
+    if error["type"] == "missing":
+        return f"option {option} is required"
+    if error["type"] == "extra_forbidden":
+        return f"unknown option {option}"
+    if error["type"] == "string_pattern_mismatch":
+        shape = "schema.table, like dim.issue" if "table" in option else "a column name (letters, digits, _)"
+        return f"option {option} = {error['input']!r} must be {shape}"
+    message = str(error["msg"])
+    return f"option {option} = {error['input']!r}: {message[:1].lower()}{message[1:]}"
 
 
 def load_checks(extra: Path | None = None) -> list[Check]:
@@ -235,15 +329,21 @@ def _scd2_violations(check: Check, binds: dict[str, object]) -> sa.Select[Any]:
     return sa.select(*(v[c] for c in check.columns), v.valid_from).where(broken)
 
 
+# a bound parameter makes psycopg send the check with the extended protocol, which runs exactly one statement:
+# a check text that closes its subquery and appends another statement is refused, not run
+_ONE_STATEMENT = sa.bindparam("one_statement", 1) == 1
+
+
 def run_check(conn: sa.Connection, check: Check, binds: dict[str, object]) -> CheckResult:
     """Run one check inside a savepoint: a check that cannot run is recorded as ``error``."""
     units = failing_units(check, binds)
     failing = (units if isinstance(units, sa.Select) else units.columns()).subquery("failing")
     try:
         with conn.begin_nested():
-            count = int(conn.execute(sa.select(sa.func.count()).select_from(failing)).scalar_one())
-            limited = units.limit(SAMPLE_SIZE) if isinstance(units, sa.Select) else units
-            sample = conn.execute(limited).fetchmany(SAMPLE_SIZE) if count else []
+            counted = sa.select(sa.func.count()).select_from(failing).where(_ONE_STATEMENT)
+            count = int(conn.execute(counted).scalar_one())
+            sampled = sa.select(sa.text("*")).select_from(failing).where(_ONE_STATEMENT).limit(SAMPLE_SIZE)
+            sample = conn.execute(sampled).fetchmany(SAMPLE_SIZE) if count else []
     except sa.exc.DBAPIError as exc:
         from flows.run_log import error_text
 
@@ -255,9 +355,55 @@ def run_check(conn: sa.Connection, check: Check, binds: dict[str, object]) -> Ch
 
 
 def run_checks(
-    engine: sa.Engine, checks: list[Check], as_of: datetime, run_id: int, time_zone: str = "UTC"
+    engine: sa.Engine,
+    checks: list[Check],
+    as_of: datetime,
+    run_id: int,
+    time_zone: str = "UTC",
+    *,
+    as_role: str | None = None,
+    timeout_seconds: float = 60.0,
 ) -> list[CheckResult]:
-    """Every check, each in its own savepoint of one read transaction."""
+    """Every check, each in its own savepoint of one read-only transaction that is never committed.
+
+    ``as_role`` is the role the checks run as where the connection's user may take it (the analyst, who
+    can read the dimensions and facts and write nothing); each statement stops after ``timeout_seconds``.
+    """
     binds = bind_values(as_of, run_id, time_zone)
-    with engine.connect() as conn, conn.begin():
-        return [run_check(conn, check, binds) for check in checks]
+    with engine.connect() as conn:
+        conn.begin()
+        try:
+            _restrict(conn, as_role, timeout_seconds)
+            return [run_check(conn, check, binds) for check in checks]
+        finally:
+            _unrestrict(conn, as_role)
+            conn.rollback()  # a check writes nothing: there is nothing to commit
+
+
+def _restrict(conn: sa.Connection, as_role: str | None, timeout_seconds: float) -> None:
+    """Make the checks' transaction unable to write: read-only, as a role without write grants, time-limited."""
+    if conn.dialect.name == "mssql":
+        # SQL Server has no read-only transaction: the checks impersonate a user that can only read, and the
+        # driver's query timeout stands in for statement_timeout
+        conn.connection.dbapi_connection.timeout = int(timeout_seconds)  # type: ignore[union-attr]
+        if as_role is not None:
+            conn.exec_driver_sql(f"EXECUTE AS USER = N'{MSSQL_CHECK_USER}'")
+        return
+    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    timeout = f"{int(timeout_seconds * 1000)}ms"
+    conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"), {"t": timeout})
+    if as_role is None:
+        return
+    if conn.execute(sa.text("SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": as_role}).scalar():
+        conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote(as_role)}")
+    else:
+        user = conn.exec_driver_sql("SELECT current_user").scalar()
+        log.warning("quality checks run as %s, which is not a member of %s: grant it, so that checks read with "
+                    "the analyst's privileges only", user, as_role)  # fmt: skip
+
+
+def _unrestrict(conn: sa.Connection, as_role: str | None) -> None:
+    if conn.dialect.name == "mssql" and not conn.invalidated:
+        if as_role is not None:
+            conn.exec_driver_sql("REVERT")
+        conn.connection.dbapi_connection.timeout = 0  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ from flows.errors import AsOfBehind, MigrationInProgress
 from flows.extract import ExtractWindow
 from flows.facts import FACT_PROCEDURES
 from flows.quality import CheckResult
+from flows.redaction import scrub
 
 RUN_TABLE = sa.table(
     "run",
@@ -89,7 +90,7 @@ def error_text(exc: BaseException) -> str:
         text = f"{type(exc.orig).__name__}: {exc.orig}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    return text.strip()[:MAX_ERROR_CHARS]
+    return scrub(text.strip())[:MAX_ERROR_CHARS]
 
 
 class RunLog:
@@ -344,14 +345,17 @@ class RunLog:
     def move_watermarks(self, run_id: int) -> None:
         """After the dimensions committed this run's rows: advance every cursor watermark, atomically.
 
-        The new watermark is the newest cursor value staged, never below the old one.
+        The new watermark is the newest cursor value staged, never below the old one, except after a window
+        read from the beginning (a full refresh): then it is what the source really holds, which repairs a
+        watermark that was later than the source's clock.
         """
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "UPDATE ctl.run_source SET watermark_after = CASE "
                     "WHEN newest_cursor IS NULL THEN watermark_before "
-                    "WHEN watermark_before IS NULL OR newest_cursor > watermark_before THEN newest_cursor "
+                    "WHEN watermark_before IS NULL OR window_from IS NULL OR newest_cursor > watermark_before "
+                    "THEN newest_cursor "
                     "ELSE watermark_before END WHERE run_id = :r AND strategy = 'cursor'"
                 ),
                 {"r": run_id},

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flows import database
+from flows import database, migrate
 from flows.settings import Settings
 from flows.sources import SOURCES
 
@@ -39,11 +39,14 @@ def run_pipeline(
 
 
 def _engine(settings: Settings) -> sa.Engine:
-    return database.engine_for(database.warehouse_url(settings))
+    """The warehouse's engine, once its schema is known to be the one this code reads (else MigrationError)."""
+    engine = database.engine_for(database.warehouse_url(settings))
+    migrate.require_head(engine)
+    return engine
 
 
-def step_rows(settings: Settings, run_id: int) -> list[sa.Row[Any]]:
-    with _engine(settings).connect() as conn:
+def step_rows(engine: sa.Engine, run_id: int) -> list[sa.Row[Any]]:
+    with engine.connect() as conn:
         return list(
             conn.execute(
                 sa.text(
@@ -76,9 +79,13 @@ def step_details(engine: sa.Engine, run_id: int) -> dict[str, list[str]]:
 
 def print_run(settings: Settings, run_id: int) -> None:
     """The run's steps: rows read, rows physically written over all tables, and per table and meaning."""
-    details = step_details(_engine(settings), run_id)
+    _print_steps(_engine(settings), run_id)
+
+
+def _print_steps(engine: sa.Engine, run_id: int) -> None:
+    details = step_details(engine, run_id)
     print(f"{'step':<38} {'status':<8} {'read':>9} {'inserted':>9} {'updated':>9} {'deleted':>9} {'ms':>7}  detail")
-    for row in step_rows(settings, run_id):
+    for row in step_rows(engine, run_id):
         print(
             f"{row.step_name:<38} {row.status:<8} {row.rows_read:>9,} {row.rows_inserted:>9,} {row.rows_updated:>9,} "
             f"{row.rows_deleted:>9,} {row.duration_ms or 0:>7,}  {'; '.join(details.get(row.step_name, []))}"
@@ -86,7 +93,8 @@ def print_run(settings: Settings, run_id: int) -> None:
 
 
 def print_status(settings: Settings, limit: int = 5) -> None:
-    with _engine(settings).connect() as conn:
+    engine = _engine(settings)
+    with engine.connect() as conn:
         run_table = sa.table(
             "run", *(sa.column(c) for c in ("run_id", "status", "as_of_at", "started_at", "ended_at", "error_text")),
             schema="ctl",
@@ -120,7 +128,7 @@ def print_status(settings: Settings, limit: int = 5) -> None:
         shown = f"{seconds:8.2f}" if seconds is not None else "       -"
         print(f"{run.run_id:>5} {run.status:<8} {run.as_of_at.isoformat():<26} {shown}  {run.error_text or ''}")
     print(f"\nsteps of run {runs[0].run_id}:")
-    print_run(settings, runs[0].run_id)
+    _print_steps(engine, runs[0].run_id)
     if pulls:
         print(f"\ncursor pulls of run {runs[0].run_id} (unchanged: re-read rows dropped as loaded before):")
         for pull in pulls:

@@ -3,18 +3,27 @@
 Precedence, highest first: environment variables, then a ``.env`` file in the working directory,
 then the defaults below. Every variable has the ``PMW_`` prefix, except ``WAREHOUSE_DB`` from the
 founding design, which keeps working. Connection URLs are secrets: they are held as ``SecretStr``
-and only ever shown through :func:`flows.database.redact_url`.
+and only ever shown through :func:`flows.redaction.redact_url`; reading them registers their
+secrets with :mod:`flows.redaction`, which hides them in every message and log line.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flows.errors import ConfigurationError, InvalidSettings
+from flows.redaction import register_url
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -50,7 +59,7 @@ class Settings(BaseSettings):
         default="Australia/Sydney",
         description="IANA zone of the source server's local (offset-less, non-UTC) timestamps.",
     )
-    fiscal_year_start_month: int = Field(default=7, description="Month (1-12) in which the fiscal year starts.")
+    fiscal_year_start_month: int = Field(default=7, ge=1, le=12, description="Month in which the fiscal year starts.")
     lookback_hours: float = Field(
         default=24.0,
         ge=0,
@@ -88,20 +97,32 @@ class Settings(BaseSettings):
         description="Length of a review's window in days, ending on its date (issued, else due, else planned): "
         "the review <-> issue bridge links the issues of its project opened or closed within it.",
     )
+    quality_check_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=3600,
+        description="Statement timeout of each data-quality check's query: a check that runs longer is recorded "
+        "as an error instead of holding the run.",
+    )
+    quarantine_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="How long ctl.quarantine keeps a rejected row's content (personal data included); after it "
+        "only the reason, source, key and run remain.",
+    )
     quality_checks: Path | None = Field(
         default=None,
         description="A TOML file of your own data-quality checks, added to (or overriding by name) the built-in "
         "ones in flows/checks.toml.",
     )
 
+    # The validators say only what is allowed: load() adds the variable, the value and what to do.
     @field_validator("warehouse_db")
     @classmethod
     def _check_database_name(cls, value: str) -> str:
         if not value or len(value) > 63 or any(ch in value for ch in "\"'\\/\x00;"):
-            raise ValueError(
-                f"WAREHOUSE_DB={value!r} is not a usable database name; use 1-63 characters without "
-                "quotes, slashes or semicolons"
-            )
+            raise ValueError("a database name of 1-63 characters without quotes, slashes or semicolons")
         return value
 
     @field_validator("log_level")
@@ -109,7 +130,7 @@ class Settings(BaseSettings):
     def _check_log_level(cls, value: str) -> str:
         level = value.upper()
         if level not in LOG_LEVELS:
-            raise ValueError(f"PMW_LOG_LEVEL={value!r}; allowed: {', '.join(LOG_LEVELS)}")
+            raise ValueError(f"one of {', '.join(LOG_LEVELS)} (any case)")
         return level
 
     @field_validator("business_timezone", "source_timezone")
@@ -118,17 +139,14 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"time zone {value!r} is not an IANA zone name; use one like 'Australia/Sydney' or 'UTC'"
-            ) from exc
+            raise ValueError("an IANA time zone name such as 'Australia/Sydney' or 'UTC'") from exc
         return value
 
-    @field_validator("fiscal_year_start_month")
-    @classmethod
-    def _check_month(cls, value: int) -> int:
-        if not 1 <= value <= 12:
-            raise ValueError(f"PMW_FISCAL_YEAR_START_MONTH={value}; allowed: a month number from 1 to 12")
-        return value
+    def model_post_init(self, context: object, /) -> None:
+        # every process reads its settings before it connects: from here on its logs and errors hide them
+        for url in (self.warehouse_url, self.source_url):
+            if url is not None:
+                register_url(url.get_secret_value())
 
     @property
     def warehouse_db_explicit(self) -> bool:
@@ -145,3 +163,88 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings, read once."""
     return Settings()
+
+
+# --- reading the settings with errors a person can act on -----------------------------------------
+
+HIDDEN = "<hidden>"  # shown instead of the value of a *_url setting: URLs hold passwords
+_KINDS: dict[object, str] = {int: "a whole number", float: "a number", date: "a date such as 2000-01-01"}
+_LIMITS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def load() -> Settings:
+    """Read the settings, as ``Settings()`` does, but fail with a message a person can act on.
+
+    Raises:
+        InvalidSettings: one sentence per bad value, naming its environment variable, the value (never a
+            URL's), what is allowed and what to do.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # from None: the ValidationError's own text echoes every input, URLs with passwords included
+        raise InvalidSettings(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> dict[str, str]:
+    """Per offending field, one sentence: its variable, its value, what is allowed and what to do."""
+    problems: dict[str, str] = {}
+    for error in exc.errors():
+        name = _field_name(error["loc"])
+        problems.setdefault(name, _sentence(name, error))
+    return problems
+
+
+def with_defaults_for(fields: Iterable[str]) -> Settings:
+    """The settings with ``fields`` at their defaults: what the other settings are when those are invalid."""
+    defaults = {name: Settings.model_fields[name].default for name in fields if name in Settings.model_fields}
+    return Settings(**defaults)
+
+
+def environment_variable(name: str) -> str:
+    """The variable that sets field ``name``: ``PMW_<NAME>``, or for an aliased field the alias in use."""
+    aliases = _aliases(Settings.model_fields[name]) if name in Settings.model_fields else []
+    if not aliases:
+        return f"PMW_{name.upper()}"
+    given = {key.upper() for key in os.environ} | {key.upper() for key in dotenv_values(".env")}
+    return next((alias for alias in aliases if alias in given), aliases[-1])
+
+
+def _aliases(field: FieldInfo) -> list[str]:
+    alias = field.validation_alias
+    return [str(choice).upper() for choice in alias.choices] if isinstance(alias, AliasChoices) else []
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    key = str(loc[0]) if loc else ""
+    for name, field in Settings.model_fields.items():
+        if key.lower() == name or key.upper() in _aliases(field):
+            return name
+    return key
+
+
+def _sentence(name: str, error: ErrorDetails) -> str:
+    field = Settings.model_fields.get(name)
+    value = HIDDEN if name.endswith("_url") else error.get("input")
+    return str(ConfigurationError(environment_variable(name), value, _allowed(field, error), _what_to_do(field)))
+
+
+def _allowed(field: FieldInfo | None, error: ErrorDetails) -> str:
+    if error["type"] == "value_error":  # the validators above say what they allow
+        return str((error.get("ctx") or {}).get("error", error["msg"]))
+    kind = _KINDS.get(field.annotation) if field is not None else None
+    if field is None or kind is None:
+        return error["msg"].removeprefix("Input should be ")
+    return f"{kind} {_bounds(field)}".rstrip()
+
+
+def _bounds(field: FieldInfo) -> str:
+    limits = {key: getattr(item, key) for item in field.metadata for key in _LIMITS if hasattr(item, key)}
+    if limits.keys() == {"ge", "le"}:
+        return f"from {limits['ge']:g} to {limits['le']:g}"
+    return " and ".join(f"{_LIMITS[key]} {value:g}" for key, value in limits.items())
+
+
+def _what_to_do(field: FieldInfo | None) -> str:
+    default = "leave it unset" if field is None or field.default is None else f"use the default, {field.default}"
+    return f"Set it to an allowed value in the environment or .env, or remove it to {default}."

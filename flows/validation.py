@@ -1,9 +1,12 @@
 """Bad input: the source's shape is checked before a pull, and staged rows that cannot be loaded are
 moved to ``ctl.quarantine`` (reason, run id, the row as JSON) before any procedure sees them.
 
-Text longer than its staging (and warehouse) column cannot be staged at all: when a pull fails on one,
-the window's rows with such text are read from the source and recorded, and the window is pulled again
-without them (the check costs a read of the window, so it runs only then).
+A value that does not fit its staging (and warehouse) column cannot be staged at all: text longer than the
+column, a number beyond its precision (10^20 in a numeric(18, 2)) or an integer beyond its type's range. When
+a pull fails on one (SQLSTATE 22001 or 22003), the window's rows holding such values are read from the source
+and recorded, each reason naming the column, the value and what the column allows, and the window is pulled
+again without them (the check costs a read of the window, so it runs only then). If that pull still fails,
+ValueDoesNotFit says where and what to do.
 
 Rules, set-based over the staging table (one scan counts every rule; rows move only when some match):
 
@@ -24,7 +27,10 @@ fixes it, its change time moves and the next run reads it again.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -39,6 +45,10 @@ EARLIEST, LATEST = "1900-01-01", "2200-01-01"
 CLOCK_SLACK = timedelta(hours=1)
 DATE_TYPES = ("date", "timestamp without time zone", "timestamp with time zone", "datetime", "datetime2",
               "datetimeoffset", "smalldatetime")  # fmt: skip
+TEXT_TYPES = ("character varying", "character", "varchar", "char", "nvarchar", "nchar")
+INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "int": (-(2**31), 2**31 - 1),
+                  "bigint": (-(2**63), 2**63 - 1), "tinyint": (0, 255)}  # fmt: skip
+HALF = Decimal("0.5")
 
 
 class SourceSchemaDrift(SourceError):
@@ -47,6 +57,39 @@ class SourceSchemaDrift(SourceError):
 
 class QuarantineThresholdExceeded(SourceError):
     """Too many of an extract's rows were rejected to trust the rest."""
+
+
+class ValueDoesNotFit(SourceError):
+    """A source value too long or too large for its column that no staging limit accounts for, so the rows
+    holding it cannot be set aside: it overflows in the source object itself (a view's expression), or in a
+    staging column of a type the limits do not cover (floating point, money)."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def __reduce__(self) -> tuple[type[ValueDoesNotFit], tuple[str, str]]:
+        return type(self), (str(self), self.source)  # picklable, for Prefect's stored states
+
+    @classmethod
+    def in_pull(
+        cls, source: SourceObject, window: ExtractWindow, limits: list[ColumnLimit], cause: BaseException
+    ) -> ValueDoesNotFit:
+        orig = getattr(cause, "orig", cause)
+        said = " ".join(line.strip() for line in str(orig).strip().splitlines()[:2])  # the message, its DETAIL
+        where = f"{source.source_schema}.{source.source_table}"
+        part = f", partition {window.partition}" if window.partition else ""
+        span = f", {window.window_from or 'the beginning'} to {window.window_to}" if window.window_to else ""
+        checked = ", ".join(f"{limit.column} {limit.type_name}" for limit in limits) or "none"
+        return cls(
+            f"pulling {source.name!r} from {where}{part}{span} failed: {said}. Setting aside the rows whose values "
+            f"do not fit their staging columns (checked: {checked}) and pulling again without them fails the same "
+            f"way, so the value overflows in {where} itself (a view's expression, say) or in a column of "
+            f"stg.{source.staging_table} of a type not checked. Find the row at the source (the database's message "
+            "says what is allowed), fix it there or widen the staging and warehouse column in a revision, and run "
+            "again; this run loads nothing and moves no watermark.",
+            source.name,
+        )
 
 
 def check_source_columns(source_engine: Engine, source: SourceObject) -> None:
@@ -85,57 +128,148 @@ def check_source_columns(source_engine: Engine, source: SourceObject) -> None:
         )
 
 
-def text_limits(warehouse: Engine, source: SourceObject) -> dict[str, int]:
-    """Column -> the length of its staging column, for the bounded text columns of ``source``."""
-    with warehouse.connect() as conn:
-        if conn.dialect.name == "postgresql":  # pg_catalog: information_schema costs milliseconds per call
-            query = ("SELECT a.attname, a.atttypmod - 4 FROM pg_attribute AS a WHERE a.attrelid = "
-                     "CAST(:q AS regclass) AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypmod > 4 "
-                     "AND a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype)")  # fmt: skip
+@dataclass(frozen=True)
+class ColumnLimit:
+    """What one staging column can hold: at most ``max_length`` characters, or a number strictly between ``low``
+    and ``high`` before the column rounds it (to its scale; to a whole number for an integer type)."""
+
+    column: str
+    type_name: str  # as the reasons name it: numeric(18, 2), integer, character varying(500)
+    max_length: int | None = None
+    low: Decimal | None = None
+    high: Decimal | None = None
+    allowed: str = ""  # a number's range in words
+
+    def fits(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """SQL: ``value`` (a source column) is NULL or fits this column."""
+        if self.max_length is not None:
+            within = sa.func.char_length(value) <= self.max_length
         else:
-            query = ("SELECT column_name, character_maximum_length FROM information_schema.columns WHERE "
-                     "table_schema + '.' + table_name = :q AND character_maximum_length > 0")  # fmt: skip
-        found = conn.execute(sa.text(query), {"q": f"stg.{source.staging_table}"}).all()
-    return {name: int(length) for name, length in found if name in source.columns}
+            within = sa.and_(value > self.low, value < self.high)
+        return sa.or_(value.is_(None), within)
+
+    def reason(self, value: object) -> str:
+        """Why ``value``, which does not fit, was quarantined."""
+        if self.max_length is not None:
+            return f"{self.column} longer than {self.max_length} characters ({len(str(value))})"
+        return f"{self.column} {value} does not fit {self.type_name} ({self.allowed})"
 
 
-def is_text_too_long(exc: BaseException) -> bool:
-    """The database refused a value longer than its column (SQLSTATE 22001, both drivers)."""
+def staging_limits(warehouse: Engine, source: SourceObject) -> list[ColumnLimit]:
+    """The limits of the staging columns of ``source`` that a source value can break: bounded text, numbers of a
+    declared precision, integers. Read from the catalog only when a pull failed on such a value."""
+    with warehouse.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+                    "FROM information_schema.columns WHERE table_schema = 'stg' AND table_name = :t "
+                    "ORDER BY ordinal_position"),
+            {"t": source.staging_table},
+        ).all()  # fmt: skip
+    limits = (_limit(*row) for row in found if row[0] in source.columns)
+    return [limit for limit in limits if limit is not None]
+
+
+def _limit(
+    column: str, data_type: str, length: int | None, precision: int | None, scale: int | None
+) -> ColumnLimit | None:
+    kind = data_type.lower()
+    if kind in TEXT_TYPES and length is not None and length > 0:  # SQL Server's (max) is -1: no limit
+        return ColumnLimit(column, f"{kind}({length})", max_length=int(length))
+    if kind in ("numeric", "decimal") and precision is not None:  # an unconstrained numeric has none
+        digits = int(precision) - int(scale or 0)
+        # both databases round to the scale first: 9999.995 does not fit numeric(6, 2)
+        high = Decimal(10) ** digits - Decimal(5).scaleb(-int(scale or 0) - 1)
+        return ColumnLimit(column, f"{kind}({precision}, {scale or 0})", low=-high, high=high,
+                           allowed=f"less than 10^{digits} in absolute value")  # fmt: skip
+    if kind in INTEGER_RANGES:
+        least, most = INTEGER_RANGES[kind]
+        # PostgreSQL rounds a fraction to the nearest whole number (SQL Server truncates: stricter here)
+        return ColumnLimit(column, kind, low=least - HALF, high=most + HALF, allowed=f"{least} to {most}")
+    return None
+
+
+def fitting(limits: list[ColumnLimit]) -> extract.Keep:
+    """For extract.pull: the rows whose every value fits its staging column."""
+    return lambda table: sa.and_(sa.true(), *(limit.fits(table.c[limit.column]) for limit in limits))
+
+
+def value_does_not_fit(exc: BaseException) -> bool:
+    """The database refused a value too long or too large for its column: SQLSTATE 22001 (string data right
+    truncation) or 22003 (numeric value out of range; SQL Server's errors 8115 and 220), both drivers."""
     orig = getattr(exc, "orig", exc)
     state = getattr(orig, "sqlstate", None) or (str(orig.args[0]) if getattr(orig, "args", None) else "")
-    return state == "22001"
+    return state in ("22001", "22003")
 
 
-def quarantine_overlong(
+def quarantine_misfits(
     source_engine: Engine,
     warehouse: Engine,
     source: SourceObject,
     window: ExtractWindow,
-    limits: dict[str, int],
+    limits: list[ColumnLimit],
     run_id: int,
 ) -> int:
-    """Record the rows of ``window`` whose text is longer than its staging column (the pull leaves them out)."""
+    """Record the rows of ``window`` with a value that does not fit its staging column (the pull leaves them
+    out), each with every such column and value as its reason."""
     if not limits:
         return 0
-    query = extract.extract_query(source, window, limits, overlong=True)
+    query = extract.extract_query(source, window, keep=lambda table: sa.not_(fitting(limits)(table)))
+    columns = query.selected_columns
+    # which limits each row breaks, said by the database (so by the same predicates the pull filters on)
+    broken = [sa.case((limit.fits(columns[limit.column]), 0), else_=1).label(f"pmw_misfit_{i}")
+              for i, limit in enumerate(limits)]  # fmt: skip
     with extract.source_connection(source_engine) as conn:
-        rows = conn.execute(query).mappings().all()  # the offending rows only: few
-    if not rows:
-        return 0
+        rows = conn.execute(query.add_columns(*broken)).mappings().all()  # the offending rows only: few
     records = []
     for row in rows:
-        too_long = [f"{c} longer than {n} characters ({len(row[c])})" for c, n in limits.items()
-                    if row[c] is not None and len(row[c]) > n]  # fmt: skip
+        values = {name: row[name] for name in source.columns}
+        reasons = [limit.reason(values[limit.column]) for i, limit in enumerate(limits) if row[f"pmw_misfit_{i}"]]
         records.append({
-            "r": run_id, "s": source.name, "k": "|".join("NULL" if row[k] is None else str(row[k])
+            "r": run_id, "s": source.name, "k": "|".join("NULL" if values[k] is None else str(values[k])
                                                          for k in source.business_key),
-            "reason": "; ".join(too_long)[:200], "row": json.dumps(dict(row), default=str, ensure_ascii=False),
+            "reason": "; ".join(reasons)[:200], "row": json.dumps(values, default=str, ensure_ascii=False),
         })  # fmt: skip
-    insert = sa.text("INSERT INTO ctl.quarantine (run_id, source_object, business_key, reason, row_data, "
-                     "quarantined_at) VALUES (:r, :s, :k, :reason, :row, CURRENT_TIMESTAMP)")  # fmt: skip
-    with warehouse.begin() as conn:
-        conn.execute(insert, records)
+    if records:
+        insert = sa.text("INSERT INTO ctl.quarantine (run_id, source_object, business_key, reason, row_data, "
+                         "quarantined_at) VALUES (:r, :s, :k, :reason, :row, CURRENT_TIMESTAMP)")  # fmt: skip
+        with warehouse.begin() as conn:
+            conn.execute(insert, records)
     return len(records)
+
+
+def pull_fitting(
+    source_engine: Engine,
+    warehouse: Engine,
+    source: SourceObject,
+    window: ExtractWindow,
+    run_id: int,
+    *,
+    same_database: bool,
+) -> tuple[int, datetime | None, int]:
+    """Stage ``window`` (extract.pull). When the database refuses a value that does not fit its staging column,
+    the failed pull has staged nothing: record the window's rows with such values in ctl.quarantine and pull the
+    window again without them. Returns (rows staged, newest cursor value staged, rows quarantined).
+
+    Raises:
+        ValueDoesNotFit: the pull without those rows failed the same way (no row can be named).
+    """
+    try:
+        rows, newest = extract.pull(source_engine, warehouse, source, window, run_id, same_database=same_database)
+        return rows, newest, 0
+    except Exception as exc:  # COPY raises the driver's own error, not SQLAlchemy's
+        if not value_does_not_fit(exc):
+            raise
+    limits = staging_limits(warehouse, source)  # only now: the check costs a read of the window
+    try:
+        quarantined = quarantine_misfits(source_engine, warehouse, source, window, limits, run_id)
+        rows, newest = extract.pull(
+            source_engine, warehouse, source, window, run_id, same_database=same_database, keep=fitting(limits)
+        )
+    except Exception as exc:
+        if not value_does_not_fit(exc):
+            raise
+        raise ValueDoesNotFit.in_pull(source, window, limits, exc) from exc
+    return rows, newest, quarantined
 
 
 def _rules(source: SourceObject, date_columns: list[str], dialect: str) -> list[tuple[str, str]]:

@@ -20,11 +20,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field, field_validator
 
-from flows import artifacts, database, fact_phase, pipeline
+from flows import artifacts, database, fact_phase, pipeline, quality
 from flows.errors import QualityGateFailed
 from flows.facts import FACT_LOADS
+from flows.redaction import install_log_scrubbing, scrubbed_errors
 from flows.run_log import error_text
 from flows.settings import Settings
+from flows.settings import load as load_settings
 from flows.sources import select_sources
 
 TASK_RETRIES = 3
@@ -80,18 +82,20 @@ class RunParameters(BaseModel):
 
 @task(name="pull_source", task_run_name="pull {source_name}", **_task_options)
 def pull_source(source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> dict[str, int]:
-    ctx = pipeline.Context.from_settings(Settings())
-    return _summary(pipeline.pull_source(ctx, source_name, run_id, as_of, full_refresh))
+    with scrubbed_errors():
+        ctx = pipeline.Context.from_settings(load_settings())
+        return _summary(pipeline.pull_source(ctx, source_name, run_id, as_of, full_refresh))
 
 
 @task(name="run_procedure", task_run_name="{procedure}", **_task_options)
 def run_procedure(
     procedure: str, source_name: str | None, run_id: int, as_of: datetime, force_deletes: bool = False
 ) -> dict[str, int]:
-    ctx = pipeline.Context.from_settings(Settings())
-    if source_name is None:
-        return _summary(pipeline.load_calendar(ctx, run_id, as_of))
-    return _summary(pipeline.load_dimension(ctx, source_name, run_id, as_of, force_deletes))
+    with scrubbed_errors():
+        ctx = pipeline.Context.from_settings(load_settings())
+        if source_name is None:
+            return _summary(pipeline.load_calendar(ctx, run_id, as_of))
+        return _summary(pipeline.load_dimension(ctx, source_name, run_id, as_of, force_deletes))
 
 
 # inside the fact phase's transaction: a failure rolls the phase back, and the phase is what retries
@@ -102,13 +106,15 @@ _fact_task_options = {**_task_options, "retries": 0}
 def run_fact_procedure(
     procedure: str, run_id: int, as_of: datetime, backfill_from: date | None = None
 ) -> dict[str, int]:
-    ctx = pipeline.Context.from_settings(Settings())
-    return _summary(fact_phase.load_fact(ctx, procedure, run_id, as_of, backfill_from))
+    with scrubbed_errors():
+        ctx = pipeline.Context.from_settings(load_settings())
+        return _summary(fact_phase.load_fact(ctx, procedure, run_id, as_of, backfill_from))
 
 
 @task(name="publish_facts", task_run_name="publish facts", **_fact_task_options)
 def publish_facts(run_id: int) -> dict[str, int]:
-    return _summary(fact_phase.publish_facts(pipeline.Context.from_settings(Settings()), run_id))
+    with scrubbed_errors():
+        return _summary(fact_phase.publish_facts(pipeline.Context.from_settings(load_settings()), run_id))
 
 
 def _summary(counts: pipeline.StepCounts) -> dict[str, int]:
@@ -135,16 +141,24 @@ def _run_fact_phase(ctx: pipeline.Context, run: Any, as_of: datetime, backfill_f
 @task(name="quality_checks", task_run_name="quality checks", **_task_options)
 def quality_checks(run_id: int, as_of: datetime) -> list[str]:
     """Run and record every quality check; returns the names of failed checks of severity error."""
-    ctx = pipeline.Context.from_settings(Settings())
-    return [result.check.name for result in pipeline.check_quality(ctx, run_id, as_of) if result.blocks_run]
+    with scrubbed_errors():
+        ctx = pipeline.Context.from_settings(load_settings())
+        return [result.check.name for result in pipeline.check_quality(ctx, run_id, as_of) if result.blocks_run]
 
 
 @flow(name="warehouse", log_prints=True)
 def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
     """Run the warehouse pipeline once; returns the run id and its status."""
-    parameters = parameters or RunParameters()
+    with scrubbed_errors():
+        settings = load_settings()
+        install_log_scrubbing(show_tracebacks=settings.log_level == "DEBUG")
+        return _run(settings, parameters or RunParameters())
+
+
+def _run(settings: Settings, parameters: RunParameters) -> dict[str, Any]:
+    """The run itself (the flow wraps it so that nothing it raises carries a secret)."""
     sources = select_sources(parameters.sources)
-    ctx = pipeline.Context.from_settings(Settings())
+    ctx = pipeline.Context.from_settings(settings)
     as_of = parameters.as_of or pipeline.default_as_of(ctx)
     log = ctx.run_log
     from prefect.runtime import flow_run
@@ -160,6 +174,8 @@ def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
         print("another warehouse run holds the run lock: this run is skipped and changed nothing")
         return {"run_id": None, "status": "skipped"}
     try:
+        quality.load_checks(ctx.settings.quality_checks)  # a bad check declaration stops the run before it reads
+        pipeline.check_windows(ctx, sources, as_of, parameters.full_refresh)
         for source in sources:
             pull_source(source.name, run.run_id, as_of, parameters.full_refresh)
         run_procedure("warehouse.load_dim_date", None, run.run_id, as_of)

@@ -37,7 +37,8 @@ def _dialect() -> str:
     return str(op.get_context().dialect.name)
 
 
-def _run_as_is(sql: str) -> None:
+def run_as_is(sql: str) -> None:
+    """Send ``sql`` to the database (or the offline script) exactly as written: no bind parsing, no ``%`` doubling."""
     migration = op.get_context()
     if migration.as_sql:
         impl = migration.impl
@@ -76,7 +77,7 @@ def apply_version(qualified_name: str, revision: str, dialects: tuple[str, ...] 
             f"revision {revision} has no frozen copy of {qualified_name} for {_dialect()} at {path}; "
             f"freeze it with `python -m migrations.freeze {revision} {qualified_name}`"
         )
-    _run_as_is(path.read_text(encoding="utf-8"))
+    run_as_is(path.read_text(encoding="utf-8"))
 
 
 def revert_version(qualified_name: str, revision: str, kind: str, dialects: tuple[str, ...] | None = None) -> None:
@@ -90,11 +91,11 @@ def revert_version(qualified_name: str, revision: str, kind: str, dialects: tupl
     if previous is None:
         drop_object(qualified_name, kind)
     else:
-        _run_as_is(frozen_path(dialect, qualified_name, previous).read_text(encoding="utf-8"))
+        run_as_is(frozen_path(dialect, qualified_name, previous).read_text(encoding="utf-8"))
 
 
 def drop_object(qualified_name: str, kind: str) -> None:
     """Drop a procedure, function or view (also needed before a PostgreSQL signature change)."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {KINDS}")
-    _run_as_is(f"DROP {kind.upper()} IF EXISTS {qualified_name};")
+    run_as_is(f"DROP {kind.upper()} IF EXISTS {qualified_name};")

@@ -5,11 +5,15 @@ forces the run."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import create_database, drop_database
+from sqlalchemy.engine import URL
 
 from flows import demo_source
 from flows.warehouse_flow import RunParameters, warehouse
@@ -243,3 +247,121 @@ def test_a_review_of_an_unknown_service_points_at_an_inferred_service(upgraded: 
         fact = conn.execute(sa.text("SELECT service_sk FROM fact.review WHERE review_id = 990901")).scalar_one()
     assert service.is_inferred and service.service_name is None
     assert fact == service.service_sk  # the inferred member, not the unknown one (-1)
+
+
+def current_service(engine: sa.Engine, service: int) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.text("SELECT service_sk, agreed_fee, is_deleted FROM dim.service "
+                                          "WHERE service_id = :s AND is_current"), {"s": service}).one())  # fmt: skip
+
+
+@pytest.fixture(params=["same database", "another database"])
+def seeded_source(
+    request: pytest.FixtureRequest, upgraded: sa.Engine, server_admin_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[sa.Engine]:
+    """The demo source, in the warehouse's database (one INSERT ... SELECT per pull) or in another (streamed)."""
+    if request.param == "same database":
+        demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+        yield upgraded
+        return
+    url = create_database(server_admin_url, prefix="pmw_source")
+    source = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        demo_source.seed(source, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+        monkeypatch.setenv("PMW_SOURCE_URL", url.render_as_string(hide_password=False))
+        yield source
+    finally:
+        source.dispose()
+        drop_database(server_admin_url, url)
+
+
+def test_a_number_too_large_for_its_column_is_quarantined_naming_column_and_value(
+    upgraded: sa.Engine, seeded_source: sa.Engine
+) -> None:
+    source = seeded_source
+    warehouse(RunParameters(as_of=NOV_1))
+    with source.connect() as conn:
+        big, long_name, changed = conn.execute(sa.text(
+            'SELECT service_id FROM dbo."ProjectServices" ORDER BY service_id LIMIT 3')).scalars().all()  # fmt: skip
+    before = current_service(upgraded, big)
+    with source.begin() as conn:  # the source's columns are wider than the warehouse's
+        conn.execute(sa.text('ALTER TABLE dbo."ProjectServices" ALTER COLUMN agreed_fee TYPE numeric(30, 2), '
+                             "ALTER COLUMN service_name TYPE varchar(1000)"))  # fmt: skip
+        conn.execute(sa.text('UPDATE dbo."ProjectServices" SET agreed_fee = 1e20 WHERE service_id = :s'), {"s": big})
+        conn.execute(sa.text("UPDATE dbo.\"ProjectServices\" SET service_name = repeat('n', 300) "
+                             "WHERE service_id = :s"), {"s": long_name})  # fmt: skip
+        conn.execute(sa.text('UPDATE dbo."ProjectServices" SET agreed_fee = 9999999999999999.99 '
+                             "WHERE service_id = :s"), {"s": changed})  # the largest that fits  # fmt: skip
+    result = warehouse(RunParameters(as_of=NOV_2))
+    assert result["status"] == "success"
+    assert quarantined(upgraded) == {  # one pull failed, one read found both kinds, one pull without them
+        ("services", str(big)): "agreed_fee 100000000000000000000.00 does not fit numeric(18, 2) "
+                                "(less than 10^16 in absolute value)",
+        ("services", str(long_name)): "service_name longer than 200 characters (300)",
+    }  # fmt: skip
+    assert current_service(upgraded, big) == before  # still at the source: kept, not deleted, not changed
+    assert current_service(upgraded, changed)[1:] == (Decimal("9999999999999999.99"), False)
+    assert one(upgraded, "SELECT value FROM ctl.run_step_meaning WHERE run_id = :r AND step_name = 'pull services' "
+               "AND meaning = 'quarantined'", r=result["run_id"]) == 2  # fmt: skip
+
+    # the next run: the rows are still bad, quarantined again; once the source fixes one, it loads
+    again = warehouse(RunParameters(as_of=NOV_2.replace(day=3)))
+    assert again["status"] == "success"
+    assert one(upgraded, "SELECT count(*) FROM ctl.quarantine WHERE run_id = :r", r=again["run_id"]) == 2
+    with source.begin() as conn:
+        conn.execute(sa.text('UPDATE dbo."ProjectServices" SET agreed_fee = 1234.5 WHERE service_id = :s'), {"s": big})
+    fixed = warehouse(RunParameters(as_of=NOV_2.replace(day=4)))
+    assert fixed["status"] == "success"
+    assert one(upgraded, "SELECT count(*) FROM ctl.quarantine WHERE run_id = :r", r=fixed["run_id"]) == 1
+    assert current_service(upgraded, big)[1:] == (Decimal("1234.50"), False)
+
+
+def test_an_integer_out_of_its_columns_range_is_quarantined_and_the_cursor_run_goes_on(upgraded: sa.Engine) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+    warehouse(RunParameters(as_of=NOV_1))
+    with upgraded.connect() as conn:
+        bad, good = conn.execute(sa.text('SELECT source_issue_id FROM dbo."ProcessedIssues" WHERE source = \'ACC\' '
+                                         "ORDER BY source_issue_id LIMIT 2")).scalars().all()  # fmt: skip
+    with upgraded.begin() as conn:  # a site whose counter is a bigint, re-processed after the first run
+        conn.execute(sa.text('ALTER TABLE dbo."ProcessedIssues" ALTER COLUMN comment_count TYPE bigint'))
+        conn.execute(sa.text('UPDATE dbo."ProcessedIssues" SET comment_count = CASE source_issue_id WHEN :b '
+                             "THEN 5000000000 ELSE 7 END, processed_at = '2026-11-01 10:00' WHERE source = 'ACC' "
+                             "AND source_issue_id IN (:b, :g)"), {"b": bad, "g": good})  # fmt: skip
+    result = warehouse(RunParameters(as_of=NOV_2))
+    assert result["status"] == "success"
+    assert quarantined(upgraded) == {
+        ("processed_issues", f"ACC|{bad}"): "comment_count 5000000000 does not fit integer (-2147483648 to 2147483647)"
+    }
+    with upgraded.connect() as conn:
+        counts = dict(conn.execute(sa.text(
+            "SELECT source_issue_id, comment_count FROM dim.issue_analytics WHERE is_current "
+            "AND source_system = 'ACC' AND source_issue_id IN (:b, :g)"), {"b": bad, "g": good}).all())  # fmt: skip
+    assert counts[good] == 7 and counts[bad] != 5000000000
+
+    with upgraded.begin() as conn:  # fixed at the source: re-processed, so read again
+        conn.execute(sa.text('UPDATE dbo."ProcessedIssues" SET comment_count = 12, processed_at = '
+                             "'2026-11-02 10:00' WHERE source = 'ACC' AND source_issue_id = :b"),
+                     {"b": bad})  # fmt: skip
+    fixed = warehouse(RunParameters(as_of=datetime(2026, 11, 3, tzinfo=UTC)))
+    assert fixed["status"] == "success"
+    assert one(upgraded, "SELECT count(*) FROM ctl.quarantine WHERE run_id = :r", r=fixed["run_id"]) == 0
+    assert one(upgraded, "SELECT comment_count FROM dim.issue_analytics WHERE is_current AND source_system = 'ACC' "
+               "AND source_issue_id = :b", b=bad) == 12  # fmt: skip
+
+
+def test_a_value_that_overflows_in_the_source_itself_stops_the_pull_saying_where(upgraded: sa.Engine) -> None:
+    demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
+    add_issue(upgraded, "boom", "2026-10-20 00:00")
+    with upgraded.begin() as conn:  # the view computes a number too large for its own type: no row can be read
+        definition = conn.execute(sa.text("SELECT pg_get_viewdef('dbo.\"vw_ProjectManagement_AllIssues\"')")).scalar()
+        overflowing = definition.replace("a.issue_number AS issue_id", "a.issue_number + CASE a.acc_issue_id WHEN "
+                                         "'boom' THEN 2147483647 ELSE 0 END AS issue_id")  # fmt: skip
+        assert overflowing != definition
+        conn.exec_driver_sql(f'CREATE OR REPLACE VIEW dbo."vw_ProjectManagement_AllIssues" AS {overflowing}')
+    with pytest.raises(Exception, match=r"pulling 'issues' from dbo\.vw_ProjectManagement_AllIssues, partition ACC, "
+                       r"the beginning to 2026-11-01 00:00:00 failed: integer out of range\.") as raised:  # fmt: skip
+        warehouse(RunParameters(as_of=NOV_1))
+    assert "fix it there or widen the staging and warehouse column" in str(raised.value)
+    assert watermarks(upgraded) == []
+    assert one(upgraded, "SELECT count(*) FROM dim.issue WHERE issue_sk <> -1") == 0
+    assert "integer out of range" in one(upgraded, "SELECT error_text FROM ctl.run")

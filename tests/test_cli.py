@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from flows import embedded, migrate
 
@@ -94,3 +95,73 @@ def test_run_and_status_commands(upgraded: sa.Engine, tmp_path: Path) -> None:
     assert "cursor pulls of run 1" in status.stdout and "read, not compared" in status.stdout  # a first, full pull
     bad = pmw("run", "--source", "no_such_source", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "no_such_source" in bad.stderr
+
+
+def test_status_on_a_warehouse_behind_the_code_says_to_upgrade(engine: sa.Engine, tmp_path: Path) -> None:
+    assert pmw("upgrade", "0011", cwd=tmp_path).returncode == 0
+    result = pmw("status", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"pmw: the warehouse is at revision 0011, this code expects {migrate.heads()[0]}: run `pmw upgrade`" in (
+        result.stderr
+    )
+    assert "does not exist" not in result.stderr
+
+
+def test_dq_on_an_empty_database_says_it_is_not_initialised(engine: sa.Engine, tmp_path: Path) -> None:
+    result = pmw("dq", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        "the warehouse is not initialised (it has no revision), "
+        f"this code expects {migrate.heads()[0]}: run `pmw upgrade`" in result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "server_says", "hint"),
+    [
+        ("statement_timeout", "canceling statement due to statement timeout", "longer than statement_timeout allows"),
+        ("lock_timeout", "canceling statement due to lock timeout", "longer than lock_timeout allows for a lock"),
+    ],
+)
+def test_a_timeout_is_reported_as_a_cancelled_statement_not_a_connection_failure(
+    upgraded: sa.Engine, tmp_path: Path, option: str, server_says: str, hint: str
+) -> None:
+    with upgraded.connect() as holder:  # another session holds the table `pmw status` reads first
+        holder.exec_driver_sql("LOCK TABLE ctl.run IN ACCESS EXCLUSIVE MODE")
+        result = pmw("status", cwd=tmp_path, env={"PGOPTIONS": f"-c {option}=300"})
+    assert result.returncode == 2
+    assert server_says in result.stderr and hint in result.stderr
+    assert "find the blocking session (SELECT pid, pg_blocking_pids(pid)" in result.stderr
+    assert "Check that the server is running" not in result.stderr
+
+
+def test_database_errors_are_printed_without_secrets(database_url: URL, tmp_path: Path) -> None:
+    secret = "Zq9-not-to-be-shown"  # the server echoes the database name: here it is also the password
+    url = database_url.set(password=secret, database=secret).render_as_string(hide_password=False)
+    result = pmw("status", cwd=tmp_path, env={"PMW_WAREHOUSE_URL": url})
+    assert result.returncode == 2
+    assert 'database "***" does not exist' in result.stderr and secret not in result.stderr
+    assert "Check that the server is running" in result.stderr  # a real connection failure keeps its hint
+
+
+@pytest.mark.slow
+def test_db_url_for_a_role_connects_as_that_role(tmp_path: Path) -> None:
+    env = {"PMW_HOME": str(tmp_path / "home")}
+    psql = str(embedded.client_binary("psql"))
+    try:
+        assert pmw("db", "start", cwd=tmp_path, env=env).returncode == 0
+        admin = pmw("db", "url", cwd=tmp_path, env=env).stdout.strip()
+        assert admin.startswith("postgresql://postgres@")  # without --role: as before, the superuser
+        create = "DO $$BEGIN CREATE ROLE pmw_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$"
+        subprocess.run([psql, admin, "-c", create], check=True, capture_output=True)
+        reader = pmw("db", "url", "--role", "reader", cwd=tmp_path, env=env).stdout.strip()
+        assert reader.startswith("postgresql://pmw_reader@")
+        answer = subprocess.run([psql, reader, "-tAc", "SELECT current_user"], capture_output=True, text=True)
+        assert answer.stdout.strip() == "pmw_reader", answer.stderr
+        for_sqlalchemy = pmw("db", "url", "--role", "reader", "--sqlalchemy", cwd=tmp_path, env=env).stdout.strip()
+        engine = sa.create_engine(for_sqlalchemy, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT current_user").scalar() == "pmw_reader"
+        engine.dispose()
+    finally:
+        embedded.stop(tmp_path / "home")

@@ -163,11 +163,19 @@ def test_a_check_that_cannot_run_is_an_error_not_a_pass(qa: sa.Engine) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"kind": "nonsense", "table": "t"}, "kind 'nonsense' is not one of"),
-        ({"kind": "unique", "table": "t"}, "a unique check needs columns"),
-        ({"kind": "unique", "table": "t", "columns": ["a"], "severity": "fatal"}, "severity 'fatal'"),
-        ({"kind": "unique", "table": "t", "columns": ["a"], "colums": ["b"]}, "unknown option(s) ['colums']"),
-        ({"kind": "unique", "table": "t", "columns": ["a"], "threshold": -1}, "threshold -1 must be 0 or more"),
+        ({"kind": "nonsense", "table": "s.t"}, "kind 'nonsense' is not one of"),
+        ({"kind": "unique", "table": "s.t"}, "option columns is required"),
+        ({"kind": "unique", "table": "s.t", "columns": ["a"], "severity": "fatal"}, "option severity = 'fatal'"),
+        ({"kind": "unique", "table": "s.t", "columns": ["a"], "colums": ["b"]}, "unknown option colums"),
+        ({"kind": "unique", "table": "s.t", "columns": ["a"], "threshold": -1}, "option threshold = -1: input should"),
+        # strict types: a quoted number is not a number (it parsed, then crashed the checks step)
+        ({"kind": "unique", "table": "s.t", "columns": ["a"], "threshold": "5"}, "option threshold = '5': input"),
+        ({"kind": "not_null", "table": "dim.issue; DROP", "columns": ["a"]}, "option table = 'dim.issue; DROP'"),
+        ({"kind": "not_null", "table": "s.t", "columns": ["a) OR (1=1"]}, "must be a column name"),
+        ({"kind": "row_count", "table": "s.t"}, "needs min_rows or max_rows"),
+        ({"kind": "freshness", "table": "s.t", "columns": ["a"], "max_age_hours": "6"}, "max_age_hours = '6'"),
+        ({"kind": "custom_sql", "sql": "SELECT 1", "where": "x"}, "unknown option where"),
+        ({"kind": "accepted_values", "table": "s.t", "columns": ["a", "b"], "values": ["x"]}, "option columns"),
     ],
 )
 def test_a_bad_declaration_is_refused_with_what_is_allowed(options: dict[str, Any], message: str) -> None:

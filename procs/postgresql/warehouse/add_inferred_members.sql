@@ -25,6 +25,8 @@ CREATE OR REPLACE PROCEDURE warehouse.add_inferred_members(
     INOUT rows_inserted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_last_run bigint := p_since_run_id;

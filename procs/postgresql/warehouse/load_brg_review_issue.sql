@@ -29,6 +29,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_brg_review_issue(
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_last_run bigint := p_since_run_id;

@@ -19,6 +19,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_dim_date(
     INOUT rows_updated bigint DEFAULT NULL
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_start_date IS NULL OR p_end_date IS NULL OR p_end_date < p_start_date THEN

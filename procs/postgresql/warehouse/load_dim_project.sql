@@ -15,6 +15,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_dim_project(
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     CALL warehouse.prepare_incoming('project');

@@ -39,6 +39,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_fact_issue_daily(
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 SET work_mem = '256MB'
 AS $$
 DECLARE

@@ -22,6 +22,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_fact_review(
     INOUT rows_updated bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_as_of_date date := (p_as_of AT TIME ZONE p_time_zone)::date;

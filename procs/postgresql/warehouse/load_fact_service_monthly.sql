@@ -26,6 +26,8 @@ CREATE OR REPLACE PROCEDURE warehouse.load_fact_service_monthly(
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_as_of_month date := date_trunc('month', (p_as_of AT TIME ZONE p_time_zone)::date)::date;

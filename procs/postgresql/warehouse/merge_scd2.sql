@@ -38,6 +38,8 @@ CREATE OR REPLACE PROCEDURE warehouse.merge_scd2(
     INOUT rows_deleted bigint DEFAULT 0
 )
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 -- room for the de-duplicating sort and for rebuilding indexes after a first load
 SET work_mem = '64MB'
 SET maintenance_work_mem = '512MB'

@@ -8,6 +8,8 @@
 -- Reads:      the dimension's catalog entry. Writes: pg_temp.incoming (dropped at commit).
 CREATE OR REPLACE PROCEDURE warehouse.prepare_incoming(p_dimension text)
 LANGUAGE plpgsql
+-- its own search_path: the caller's (dim ahead of pg_catalog, say) cannot change what a name means
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_columns text;
