@@ -188,7 +188,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("Next:")
     if settings.warehouse_url is None:
         status = embedded.status(settings.home_path)
-        print(f"  psql or a BI tool:     {status.url(settings.warehouse_db, driver=None)}")
+        print(f"  a BI tool (the marts): {_server_url(status, settings.warehouse_db, role='reader', sqlalchemy=False)}")
+        print(f"  psql (administration): {status.url(settings.warehouse_db, driver=None)}")
     print("  runs and watermarks:   pmw status")
     print("  move the source on:    pmw source advance --days 1, then pmw run (as of the demo's clock)")
     print("  stop the server:       pmw db stop")

@@ -176,7 +176,10 @@ def install_log_scrubbing(show_tracebacks: bool) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: logging reports that itself, later
+            return record
         if record.exc_info and record.exc_info[1] is not None:
             if _installed["tracebacks"]:
                 record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))

@@ -91,6 +91,19 @@ def clone_database(admin_url: URL, template: URL, prefix: str = "pmw_clone") -> 
     return admin_url.set(database=name)
 
 
+@contextmanager
+def cloned(admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
+    """A fresh copy of ``template`` that the settings point the warehouse at, dropped after."""
+    url = clone_database(admin_url, template)
+    monkeypatch.setenv("PMW_WAREHOUSE_URL", url.render_as_string(hide_password=False))
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        drop_database(admin_url, url)
+
+
 def drop_database(admin_url: URL, url: URL) -> None:
     database.drop_database(admin_url, str(url.database))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import clone_database, create_database, drop_database, warehouse_at
+from conftest import cloned, create_database, drop_database, warehouse_at
 from dimension_checks import everything
 from sqlalchemy.engine import URL
 
@@ -58,15 +58,9 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
 
 @pytest.fixture
 def clone(server_admin_url: URL, loaded: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
-    url = clone_database(server_admin_url, loaded)
-    monkeypatch.setenv("PMW_WAREHOUSE_URL", url.render_as_string(hide_password=False))
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
+    with cloned(server_admin_url, loaded, monkeypatch) as engine:
         yield engine
-    finally:
-        engine.dispose()
-        _dispose_flow_engines()
-        drop_database(server_admin_url, url)
+    _dispose_flow_engines()
 
 
 def scalar(engine: sa.Engine, sql: str, **params: Any) -> Any:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import clone_database, create_database, drop_database, warehouse_at
+from conftest import clone_database, cloned, create_database, drop_database, warehouse_at
 from dimension_checks import everything, scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
@@ -82,14 +82,8 @@ def template(server_admin_url: URL) -> Iterator[URL]:
 @pytest.fixture
 def clone(server_admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     """A fresh copy of the template that the flow's settings point at."""
-    url = clone_database(server_admin_url, template)
-    monkeypatch.setenv("PMW_WAREHOUSE_URL", url.render_as_string(hide_password=False))
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
+    with cloned(server_admin_url, template, monkeypatch) as engine:
         yield engine
-    finally:
-        engine.dispose()
-        drop_database(server_admin_url, url)
 
 
 @pytest.fixture(scope="module")

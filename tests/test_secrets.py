@@ -149,3 +149,47 @@ def test_a_canary_password_in_every_url_form_appears_nowhere(database_url: URL, 
         assert canary not in printed, (form, printed[max(printed.find(canary) - 300, 0) :][:600])
         assert canary not in stored, form
         assert canary.encode() not in prefect_bytes, form
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://etl:Hunter2Secret@db:5432/x", "postgresql+psycopg://etl:***@db:5432/x"),
+        ("postgresql+psycopg://etl:Pa@ss@Hunter2Secret@127.0.0.1/x", "postgresql+psycopg://etl:***@127.0.0.1/x"),
+        ("postgresql+psycopg://etl@db/x?password=Hunter2Secret&sslmode=require",
+         "postgresql+psycopg://etl@db/x?password=***&sslmode=require"),
+        ("postgresql+psycopg://etl@db/x?PWD=Hunter2Secret", "postgresql+psycopg://etl@db/x?PWD=***"),
+        ("mssql+pyodbc:///?odbc_connect=DRIVER%3D%7BODBC%7D%3BUID%3Detl%3BPWD%3DHunter2Secret",
+         "mssql+pyodbc:///?odbc_connect=DRIVER={ODBC};UID=etl;PWD=***"),
+        ("mssql+pyodbc:///?odbc_connect=UID=etl;Pwd={Hunter2;Secret};", "mssql+pyodbc:///?odbc_connect=UID=etl;Pwd=***;"),
+    ],
+)  # fmt: skip
+def test_every_url_form_is_redacted_the_same_way(url: str, shown: str) -> None:
+    from flows.redaction import parse_url, redact_url
+
+    assert redact_url(url) == shown
+    assert "Hunter2" not in redact_url(parse_url(url))
+
+
+def test_an_unencoded_at_is_read_as_part_of_the_password_so_the_host_is_right() -> None:
+    from flows.redaction import parse_url
+
+    url = parse_url("postgresql+psycopg://etl:Pa@ss@Hunter2Secret@127.0.0.1:5433/x?sslmode=require")
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "etl", "Pa@ss@Hunter2Secret", "127.0.0.1", 5433, "x",
+    )  # fmt: skip
+    socket = parse_url("postgresql+psycopg://postgres:c@n@/x?host=/tmp/s&port=5432")
+    assert (socket.password, socket.host, socket.query["host"]) == ("c@n", None, "/tmp/s")
+
+
+def test_a_driver_message_that_echoes_a_registered_secret_or_a_connection_string_is_scrubbed() -> None:
+    from flows import redaction
+
+    redaction.register_url("postgresql+psycopg://etl:EchoedSecret77@db/x")
+    echoed = (
+        "connection failed: invalid dsn: host=db user=etl password=EchoedSecret77 dbname=x; "
+        "[Microsoft][ODBC] Login failed: DRIVER={x};UID=etl;PWD={other;secret}; (EchoedSecret77)"
+    )
+    scrubbed = redaction.scrub(echoed)
+    assert "EchoedSecret77" not in scrubbed and "other;secret" not in scrubbed
+    assert "password=***" in scrubbed and "PWD=***" in scrubbed and "user=etl" in scrubbed

@@ -171,7 +171,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if _dialect() == "postgresql":
         run_as_is(_postgresql_grants("REVOKE"))
-        run_as_is("REVOKE pmw_analyst FROM pmw_loader;")
+        # (membership is server-wide: it goes with the roles, and stays while another database keeps them)
         run_as_is(POSTGRESQL_DROP_ROLES)
     else:
         run_as_is(_mssql_grants("REVOKE"))
