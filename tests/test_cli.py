@@ -32,13 +32,23 @@ def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monke
         assert result.returncode == 0, result.stderr
         for line in ("start the embedded PostgreSQL server", "seed the demo source", "upgrade the warehouse to head",
                      "run the warehouse flow", "advance the source one day", "run the warehouse flow again",
-                     "dbo.vw_ProjectManagement_AllIssues", "current rows", "psql or a BI tool",
+                     "dbo.vw_ProjectManagement_AllIssues", "current rows", "a BI tool (the marts): postgresql://pmw_reader@",
                      "Projects with the most open issues", "Reviews delivered on time", "Largest fee variances",
                      "Projects needing attention this month",
                      "quality checks of run"):  # fmt: skip
             assert line in result.stdout
         status = embedded.status(home)
         assert status.running
+        # the URL offered to BI tools reads the marts and nothing else
+        bi_url = next(line for line in result.stdout.splitlines() if "a BI tool" in line).split(": ", 1)[1]
+        bi = sa.create_engine(
+            sa.engine.make_url(bi_url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool
+        )
+        with bi.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM mart.project_overview").scalar()
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                conn.exec_driver_sql("SELECT count(*) FROM dim.issue")
+        bi.dispose()
         engine = sa.create_engine(status.url("ProjectManagement"), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
             assert migrate.current_revision(conn) == migrate.heads()[0]
