@@ -14,7 +14,7 @@ from alembic import context
 from sqlalchemy import MetaData
 
 from flows import database
-from flows.settings import Settings
+from flows.settings import load as load_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -30,7 +30,7 @@ def _offline_dialect() -> str:
     asked = config.attributes.get("dialect") or context.get_x_argument(as_dictionary=True).get("dialect")
     if asked:
         return str(asked)
-    settings = Settings()
+    settings = load_settings()
     if settings.warehouse_url is None:
         return "postgresql"
     return database.warehouse_url(settings).get_backend_name()
@@ -66,7 +66,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run_on(connection)
         return
-    engine = database.create_engine(database.warehouse_url(Settings()))
+    engine = database.create_engine(database.warehouse_url(load_settings()))
     try:
         with engine.connect() as conn:
             _run_on(conn)

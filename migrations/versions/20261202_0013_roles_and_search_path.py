@@ -90,9 +90,8 @@ def _postgresql_grants(verb: str) -> str:
     lines.append(f"ALTER DEFAULT PRIVILEGES IN SCHEMA warehouse {verb} EXECUTE ON ROUTINES {to} pmw_loader;")
     # ANALYZE of a table one does not own needs MAINTAIN (PostgreSQL 17+); before 17 it is skipped with a warning
     maintain = f"{verb} MAINTAIN ON ALL TABLES IN SCHEMA {loaded} {to} pmw_loader"
-    lines.append(
-        f"DO $$ BEGIN IF current_setting('server_version_num')::int >= 170000 THEN EXECUTE '{maintain}'; END IF; END $$;"
-    )
+    version = "current_setting('server_version_num')::int"
+    lines.append(f"DO $$ BEGIN IF {version} >= 170000 THEN EXECUTE '{maintain}'; END IF; END $$;")
     return "\n".join(lines)
 
 
