@@ -228,8 +228,11 @@ def load_checks(extra: Path | None = None) -> list[Check]:
                 "with one [checks.<name>] table per check."
             ) from exc
         for name, options in document.get("checks", {}).items():
+            if options.get("enabled") is False:  # turning a check off needs no other valid option
+                checks.pop(name, None)
+                continue
             checks[name] = parse_check(name, options, str(path))
-    return [check for check in checks.values() if check.enabled]
+    return list(checks.values())
 
 
 def _table(name: str, *columns: str) -> sa.TableClause:
