@@ -53,7 +53,7 @@ def test_a_warehouse_with_data_goes_down_to_every_revision_and_back_up_intact(up
         migrate.downgrade(revision)
         upgraded.dispose()
         kept = table_contents(upgraded)  # the tables this revision has, with the data they hold there
-        assert set(kept) < set(at_head), revision
+        assert set(kept) <= set(at_head), revision  # (0013 adds roles and grants, no table)
         migrate.upgrade("head")
         upgraded.dispose()
         back = table_contents(upgraded)
