@@ -92,6 +92,24 @@ def clone_database(admin_url: URL, template: URL, prefix: str = "pmw_clone") -> 
 
 
 @contextmanager
+def seeded_template(admin_url: URL, prefix: str, anchor: datetime) -> Iterator[URL]:
+    """A database upgraded to head with the demo source seeded at ``anchor``, for tests to clone (nobody stays
+    connected); dropped after."""
+    from flows import demo_source, migrate
+
+    url = create_database(admin_url, prefix=prefix)
+    try:
+        with warehouse_at(url):
+            migrate.upgrade("head")
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        demo_source.seed(engine, scale=1, seed_value=42, anchor=anchor.replace(tzinfo=None))
+        engine.dispose()
+        yield url
+    finally:
+        drop_database(admin_url, url)
+
+
+@contextmanager
 def cloned(admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     """A fresh copy of ``template`` that the settings point the warehouse at, dropped after."""
     url = clone_database(admin_url, template)

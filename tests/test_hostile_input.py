@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import cloned, create_database, drop_database, warehouse_at
+from conftest import cloned, seeded_template, warehouse_at
 from dimension_checks import everything
 from sqlalchemy.engine import URL
 
-from flows import database, demo_source, extract, migrate, pipeline, roles
+from flows import database, demo_source, extract, pipeline, roles
 from flows.errors import QualityCheckError
 from flows.settings import Settings
 from flows.sources import SOURCES
@@ -42,18 +42,11 @@ def _dispose_flow_engines() -> None:
 @pytest.fixture(scope="module")
 def loaded(server_admin_url: URL) -> Iterator[URL]:
     """A warehouse after one successful run at AS_OF over the seeded demo source, to clone."""
-    url = create_database(server_admin_url, prefix="pmw_hostile_template")
-    try:
+    with seeded_template(server_admin_url, "pmw_hostile_template", AS_OF) as url:
         with warehouse_at(url):
-            migrate.upgrade("head")
-            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-            demo_source.seed(engine, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-            engine.dispose()
             assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
-            _dispose_flow_engines()
+        _dispose_flow_engines()
         yield url
-    finally:
-        drop_database(server_admin_url, url)
 
 
 @pytest.fixture

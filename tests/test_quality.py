@@ -191,7 +191,7 @@ def test_user_checks_add_to_override_and_disable_the_built_in_ones(tmp_path: Pat
     user_file.write_text(
         '[checks.issue_freshness]\nkind = "freshness"\ntable = "dim.issue"\ncolumns = ["valid_from"]\n'
         'max_age_hours = 6\nseverity = "error"\n\n'
-        '[checks.scd2_review]\nenabled = false\n\n'  # turning one off needs no other option
+        "[checks.scd2_review]\nenabled = false\n\n"  # turning one off needs no other option
         '[checks.no_test_projects]\nkind = "custom_sql"\nsql = "SELECT project_id FROM dim.project '
         "WHERE project_name LIKE 'TEST%'\"\n"
     )

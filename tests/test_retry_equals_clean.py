@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import clone_database, cloned, create_database, drop_database, warehouse_at
+from conftest import clone_database, cloned, drop_database, seeded_template, warehouse_at
 from dimension_checks import everything, scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
-from flows import demo_source, migrate, pipeline
+from flows import demo_source, pipeline
 from flows.warehouse_flow import RunParameters, warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
@@ -66,17 +66,9 @@ def remove_fault(engine: sa.Engine, table: str) -> None:
 
 @pytest.fixture(scope="module")
 def template(server_admin_url: URL) -> Iterator[URL]:
-    """An upgraded warehouse with the demo source seeded at AS_OF, to clone (nobody stays connected)."""
-    url = create_database(server_admin_url, prefix="pmw_retry_template")
-    try:
-        with warehouse_at(url):
-            migrate.upgrade("head")
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        demo_source.seed(engine, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-        engine.dispose()
+    """An upgraded warehouse with the demo source seeded at AS_OF, to clone."""
+    with seeded_template(server_admin_url, "pmw_retry_template", AS_OF) as url:
         yield url
-    finally:
-        drop_database(server_admin_url, url)
 
 
 @pytest.fixture
