@@ -90,15 +90,26 @@ def default_as_of(ctx: Context) -> datetime:
     return datetime.now(UTC)
 
 
+def plan_windows(
+    ctx: Context,
+    source: SourceObject,
+    watermarks: dict[tuple[str, str], datetime | None],
+    as_of: datetime,
+    full_refresh: bool,
+) -> list[extract.ExtractWindow]:
+    """The windows of one source for this run, with the run's look-back and source time zone."""
+    return extract.plan_windows(
+        source, watermarks, as_of=as_of, lookback=timedelta(hours=ctx.settings.lookback_hours),
+        source_timezone=ctx.settings.source_timezone, full_refresh=full_refresh,
+    )  # fmt: skip
+
+
 def check_windows(ctx: Context, sources: tuple[SourceObject, ...], as_of: datetime, full_refresh: bool) -> None:
     """Plan every source's windows before anything is read: a watermark later than the source's clock stops
     the run here (``extract.WindowOutOfOrder``), not after some sources were pulled."""
     watermarks = ctx.run_log.watermarks()
     for source in sources:
-        extract.plan_windows(
-            source, watermarks, as_of=as_of, lookback=timedelta(hours=ctx.settings.lookback_hours),
-            source_timezone=ctx.settings.source_timezone, full_refresh=full_refresh,
-        )  # fmt: skip
+        plan_windows(ctx, source, watermarks, as_of, full_refresh)
 
 
 def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, full_refresh: bool) -> StepCounts:
@@ -106,14 +117,7 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
     source = SOURCES_BY_NAME[source_name]
     log = ctx.run_log
     with log.step(run_id, pull_step(source)) as counts:
-        windows = extract.plan_windows(
-            source,
-            log.watermarks(),
-            as_of=as_of,
-            lookback=timedelta(hours=ctx.settings.lookback_hours),
-            source_timezone=ctx.settings.source_timezone,
-            full_refresh=full_refresh,
-        )
+        windows = plan_windows(ctx, source, log.watermarks(), as_of, full_refresh)
         validation.check_source_columns(ctx.source, source)  # schema drift: stop before anything is written
         loaded_rows.remember_loaded(ctx.warehouse, source, windows)  # before the last run's rows are emptied
         emptied = extract.clear_staging(ctx.warehouse, source)
