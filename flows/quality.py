@@ -16,7 +16,11 @@ same for the parent of ``relationships``); the flags are portable, a ``where`` i
 * ``not_null``: ``columns`` must not be NULL; units are rows, sampled by ``sample_columns``.
 * ``unique``: ``columns`` identify one row; units are duplicated keys. Fact grains use it too.
 * ``relationships``: every non-NULL ``columns`` value exists in ``to_table.to_columns`` (restricted
-  by ``to_where``); units are distinct orphan values. Map coverage is this kind.
+  by ``to_where``); units are distinct orphan values, or with ``units = "rows"`` the rows that carry
+  them (the sample then names each orphan value with its row count, the largest first). The columns
+  listed in ``ignore_case_and_spaces`` meet their parent columns trimmed and case-insensitively
+  (business-rules.md: raw values meet the maps so), compared once per distinct value. Map coverage
+  is this kind.
 * ``accepted_values``: ``columns[0]`` is one of ``values``; units are distinct other values.
 * ``row_count``: between ``min_rows`` and ``max_rows``; one unit when outside.
 * ``freshness``: the newest ``columns[0]`` is at most ``max_age_hours`` before the run's as-of.
@@ -76,6 +80,8 @@ class Check:
     max_age_hours: float | None = None
     changed_keys_only: bool = False
     sql: str | None = None
+    units: Literal["values", "rows"] = "values"
+    ignore_case_and_spaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -135,6 +141,8 @@ class Relationships(_OnTable):
     to_columns: _Columns
     to_where: _Sql | None = None
     to_current_only: bool = False
+    units: Literal["values", "rows"] = "values"
+    ignore_case_and_spaces: tuple[_Column, ...] = ()
 
 
 class AcceptedValues(_OnTable):
@@ -200,6 +208,12 @@ def parse_check(name: str, options: dict[str, Any], origin: str) -> Check:
     values = declared.model_dump()
     if kind == "row_count" and values["min_rows"] is None and values["max_rows"] is None:
         raise QualityCheckError(f"{where}: a row_count check needs min_rows or max_rows (or both)")
+    stray = [c for c in values.get("ignore_case_and_spaces", ()) if c not in values["columns"]]
+    if stray:
+        raise QualityCheckError(
+            f"{where}: ignore_case_and_spaces names {stray}, which are not in columns {list(values['columns'])}; "
+            "list only columns the check compares"
+        )
     return Check(name=name, **values)
 
 
@@ -274,11 +288,7 @@ def failing_units(check: Check, binds: dict[str, object]) -> sa.Select[Any] | sa
         count = sa.func.count()
         return sa.select(*cols, count.label("rows")).where(*scope).group_by(*cols).having(count > 1)
     if check.kind == "relationships":
-        parent = _table(check.to_table or "", *check.to_columns).alias("parent")
-        matches = [parent.c[p] == c for p, c in zip(check.to_columns, cols, strict=True)]
-        in_parent = _filter(parent, check.to_where, check.to_current_only, binds)
-        exists = sa.select(sa.literal(1)).select_from(parent).where(*matches, *in_parent).exists()
-        return sa.select(*cols).distinct().where(*scope, *(c.is_not(None) for c in cols), ~exists)
+        return _orphans(check, t, cols, scope, binds)
     if check.kind == "accepted_values":
         return sa.select(cols[0]).distinct().where(*scope, cols[0].not_in(check.values))
     if check.kind == "row_count":
@@ -294,6 +304,34 @@ def failing_units(check: Check, binds: dict[str, object]) -> sa.Select[Any] | sa
     if check.kind == "scd2":
         return _scd2_violations(check, binds)
     return _bound(f"SELECT * FROM ({check.sql}) AS failing", binds)
+
+
+def _loose(value: Any) -> Any:
+    """A value as business-rules.md matches raw values with the maps: trimmed, lower case (portable SQL)."""
+    return sa.func.lower(sa.func.ltrim(sa.func.rtrim(value)))
+
+
+def _orphans(check: Check, t: Any, cols: list[Any], scope: list[Any], binds: dict[str, object]) -> sa.Select[Any]:
+    """Non-NULL ``columns`` values missing from the parent: distinct values, or with their row counts."""
+    parent = _table(check.to_table or "", *check.to_columns).alias("parent")
+    in_parent = _filter(parent, check.to_where, check.to_current_only, binds)
+    present = [c.is_not(None) for c in cols]
+    count = sa.func.count().label("rows")
+    if not check.ignore_case_and_spaces:
+        matches = [parent.c[p] == c for p, c in zip(check.to_columns, cols, strict=True)]
+        exists = sa.select(sa.literal(1)).select_from(parent).where(*matches, *in_parent).exists()
+        if check.units == "rows":
+            return sa.select(*cols, count).where(*scope, *present, ~exists).group_by(*cols)
+        return sa.select(*cols).distinct().where(*scope, *present, ~exists)
+    # group first: each distinct value is trimmed and lower-cased once, not once per row
+    grouped = sa.select(*cols, count).where(*scope, *present).group_by(*cols).subquery("grouped")
+    keys = [grouped.c[c] for c in check.columns]
+    matches = [
+        _loose(parent.c[p]) == _loose(k) if c in check.ignore_case_and_spaces else parent.c[p] == k
+        for p, c, k in zip(check.to_columns, check.columns, keys, strict=True)
+    ]
+    exists = sa.select(sa.literal(1)).select_from(parent).where(*matches, *in_parent).exists()
+    return sa.select(*keys, *([grouped.c.rows] if check.units == "rows" else [])).where(~exists)
 
 
 def _scd2_violations(check: Check, binds: dict[str, object]) -> sa.Select[Any]:
@@ -341,17 +379,27 @@ def run_check(conn: sa.Connection, check: Check, binds: dict[str, object]) -> Ch
     """Run one check inside a savepoint: a check that cannot run is recorded as ``error``."""
     units = failing_units(check, binds)
     failing = (units if isinstance(units, sa.Select) else units.columns()).subquery("failing")
+    # units = "rows": the failing units are the rows behind the orphan values, sampled largest value first
+    by_rows = check.units == "rows"
     try:
         with conn.begin_nested():
-            counted = sa.select(sa.func.count()).select_from(failing).where(_ONE_STATEMENT)
+            units_counted = sa.func.coalesce(sa.func.sum(failing.c.rows), 0) if by_rows else sa.func.count()
+            counted = sa.select(units_counted).select_from(failing).where(_ONE_STATEMENT)
             count = int(conn.execute(counted).scalar_one())
             sampled = sa.select(sa.text("*")).select_from(failing).where(_ONE_STATEMENT).limit(SAMPLE_SIZE)
+            if by_rows:
+                sampled = sampled.order_by(failing.c.rows.desc(), *(failing.c[c] for c in check.columns))
             sample = conn.execute(sampled).fetchmany(SAMPLE_SIZE) if count else []
     except sa.exc.DBAPIError as exc:
         from flows.run_log import error_text
 
         return CheckResult(check, "error", message=f"the check's query failed: {error_text(exc)}")
     keys = [", ".join("NULL" if value is None else str(value) for value in row) for row in sample]
+    if by_rows:  # "ACC, frobnicated: 2 rows": the value, then how many rows carry it
+        keys = [
+            f"{key.rpartition(', ')[0]}: {row[-1]} row{'' if row[-1] == 1 else 's'}"
+            for key, row in zip(keys, sample, strict=True)
+        ]
     status: Literal["pass", "fail"] = "pass" if count <= check.threshold else "fail"
     message = None if status == "pass" else f"{count} failing (threshold {check.threshold})"
     return CheckResult(check, status, count, keys, message)

@@ -54,6 +54,23 @@ CASES = {
          "INSERT INTO qa.parent VALUES (1), (2)", "INSERT INTO qa.child VALUES (1), (2), (3), (3), (NULL)"],
         1, "3", ["INSERT INTO qa.parent VALUES (3)"],
     ),
+    # raw values meet the map trimmed and case-insensitively; the units are the rows, sampled per value
+    "relationships_rows_ignoring_case_and_spaces": (
+        {"kind": "relationships", "table": "qa.child", "columns": ["sys", "v"], "to_table": "qa.parent",
+         "to_columns": ["sys", "v"], "units": "rows", "ignore_case_and_spaces": ["v"]},
+        ["CREATE TABLE qa.parent (sys text, v text)", "CREATE TABLE qa.child (sys text, v text)",
+         "INSERT INTO qa.parent VALUES ('R', 'solved'), ('R', 'Open')",
+         "INSERT INTO qa.child VALUES ('R', 'Solved'), ('R', ' SOLVED '), ('R', 'open'), ('R', 'frob'), "
+         "('R', 'frob'), ('R', 'Frob'), ('X', 'solved'), ('R', NULL)"],
+        4, "R, frob: 2 rows", ["INSERT INTO qa.parent VALUES ('R', 'FROB '), ('X', 'Solved')"],
+    ),
+    "relationships_rows_exact": (
+        {"kind": "relationships", "table": "qa.child", "columns": ["pid"], "to_table": "qa.parent",
+         "to_columns": ["id"], "units": "rows"},
+        ["CREATE TABLE qa.parent (id integer)", "CREATE TABLE qa.child (pid integer)",
+         "INSERT INTO qa.parent VALUES (1)", "INSERT INTO qa.child VALUES (1), (3), (3), (4), (NULL)"],
+        3, "3: 2 rows", ["INSERT INTO qa.parent VALUES (3), (4)"],
+    ),
     "accepted_values": (
         {"kind": "accepted_values", "table": "qa.t", "columns": ["v"], "values": ["a", "b"]},
         ["CREATE TABLE qa.t (v text)", "INSERT INTO qa.t VALUES ('a'), ('b'), ('z'), ('z'), ('y')"],
@@ -176,6 +193,28 @@ def test_a_check_that_cannot_run_is_an_error_not_a_pass(qa: sa.Engine) -> None:
         ({"kind": "freshness", "table": "s.t", "columns": ["a"], "max_age_hours": "6"}, "max_age_hours = '6'"),
         ({"kind": "custom_sql", "sql": "SELECT 1", "where": "x"}, "unknown option where"),
         ({"kind": "accepted_values", "table": "s.t", "columns": ["a", "b"], "values": ["x"]}, "option columns"),
+        (
+            {
+                "kind": "relationships",
+                "table": "s.t",
+                "columns": ["a"],
+                "to_table": "s.p",
+                "to_columns": ["a"],
+                "units": "issues",
+            },
+            "option units = 'issues'",
+        ),
+        (
+            {
+                "kind": "relationships",
+                "table": "s.t",
+                "columns": ["a"],
+                "to_table": "s.p",
+                "to_columns": ["a"],
+                "ignore_case_and_spaces": ["b"],
+            },
+            "ignore_case_and_spaces names ['b'], which are not in columns",
+        ),
     ],
 )
 def test_a_bad_declaration_is_refused_with_what_is_allowed(options: dict[str, Any], message: str) -> None:
@@ -246,11 +285,12 @@ def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything
     failed = _results(upgraded, run.run_id)
     assert len(failed) == len(clean)  # every check ran and was recorded, not just up to the first failure
     coverage = failed["status_map_coverage"]
-    assert (coverage.status, coverage.severity, coverage.failing_count) == ("fail", "error", 1)
-    assert coverage.sample_keys == "ACC, Frobnicated"
+    # it counts the issues (three carry the status), and names the status with its issue count
+    assert (coverage.status, coverage.severity, coverage.failing_count) == ("fail", "error", 3)
+    assert coverage.sample_keys == "ACC, Frobnicated: 3 rows"
     assert _results(upgraded, first["run_id"]) == clean  # results are kept across runs
     report = artifacts.run_report(upgraded, run.run_id)
-    assert "| status_map_coverage | error | fail | 1 | 0 | ACC, Frobnicated |" in report
+    assert "| status_map_coverage | error | fail | 3 | 0 | ACC, Frobnicated: 3 rows |" in report
     assert f"# Warehouse run {run.run_id}: failed" in report
 
     from prefect.client.orchestration import get_client
@@ -288,10 +328,32 @@ def _no_current_row(table: str) -> str:
 
 # check name: (SQL that makes clean data of the demo's deliberate gaps, or None; SQL that breaks it)
 BREAKS = {
+    "service_claimed_above_fee": (
+        None, "UPDATE dim.service SET claimed_to_date = agreed_fee + 1 WHERE service_sk = (SELECT min(service_sk) "
+        "FROM dim.service WHERE service_sk > 0 AND is_current AND NOT is_deleted AND agreed_fee IS NOT NULL)"),
+    "fact_monthly_measures_are_numbers": (
+        None, "UPDATE fact.service_monthly SET earned_value = 'NaN' "
+        "WHERE service_id = (SELECT min(service_id) FROM fact.service_monthly)"),
+    "local_times_resolved": (
+        "DELETE FROM ctl.local_time_resolution",
+        "INSERT INTO ctl.local_time_resolution (run_id, source_object, business_key, column_name, local_value, "
+        "time_zone, resolved_at, resolution) SELECT max(run_id), 'issues', 'Revizto|1|1', 'created_at', "
+        "'2026-04-05 02:30', 'Australia/Sydney', '2026-04-04 15:30+00', "
+        "'ambiguous (repeated hour): the first occurrence' FROM ctl.run"),
     **{f"scd2_{name}": (None, _no_current_row(name)) for name in (
         "client", "project_type", "app_user", "project", "issue_category", "status_map", "priority_map", "service",
         "review", "issue", "issue_analytics")},
     "status_map_coverage": (None, f"UPDATE dim.issue SET raw_status = 'Frobnicated' WHERE issue_sk = {FIRST_ISSUE}"),
+    "status_map_conflicts": (
+        None, "INSERT INTO dim.status_map (source_system, raw_status, normalized_status, is_closed, is_deleted, "
+        "row_hash, valid_from, valid_to, is_current, is_inferred) VALUES ('Revizto', ' SOLVED', 'Open', false, false, "
+        "0, '2026-01-01', '9999-12-31', true, false)"),
+    "priority_map_conflicts": (
+        None, "INSERT INTO dim.priority_map (source_system, raw_priority, normalized_priority, is_deleted, row_hash, "
+        "valid_from, valid_to, is_current, is_inferred) VALUES ('ACC', 'major ', 'Low', false, 0, '2026-01-01', "
+        "'9999-12-31', true, false)"),
+    "fact_issue_daily_analytics": (
+        None, f"UPDATE fact.issue_daily SET issue_analytics_sk = 999999999 WHERE {ONE_FACT_ROW}"),
     "priority_map_coverage": (
         "UPDATE dim.issue AS i SET raw_priority = NULL WHERE NOT EXISTS (SELECT 1 FROM dim.priority_map AS m "
         "WHERE m.source_system = i.source_system AND m.raw_priority = i.raw_priority)",

@@ -2,6 +2,7 @@
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time
 --             (same rules as the PostgreSQL version): created, status_change, closed, reopened, deleted;
 --             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at.
+--             Raw statuses meet the current map trimmed and case-insensitively, once per distinct spelling.
 --             Each event carries the PM project of the issue version it comes from (when that version has
 --             none, the project another version resolved; -1 when none did).
 --             The events of every issue with a version written after @p_since_run_id are derived
@@ -34,6 +35,36 @@ BEGIN
         AND k.source_issue_id = d.source_issue_id
     WHERE d.issue_sk <> -1 AND (@last_run IS NULL OR d.run_id > @last_run);
 
+    -- each spelling once: its trimmed, lower-case key meets the current map; of map rows that differ only by
+    -- case or spaces the first in code-point order wins (BIN2; then the shorter, since 'a' = 'a ' here), as
+    -- in the PostgreSQL version (collation "C"). SELECT INTO keeps the columns' collation, so the join below
+    -- matches a spelling exactly as DISTINCT grouped it.
+    SELECT ranked.source_system, ranked.raw_status, ranked.is_closed
+    INTO #status_of
+    FROM (
+        SELECT
+            r.source_system,
+            r.raw_status,
+            CAST(sm.is_closed AS INT) AS is_closed,
+            ROW_NUMBER() OVER (
+                PARTITION BY r.source_system, r.raw_status
+                ORDER BY sm.raw_status COLLATE Latin1_General_BIN2, DATALENGTH(sm.raw_status)
+            ) AS n
+        FROM (
+            SELECT DISTINCT v.source_system, v.raw_status
+            FROM #event_issue AS e
+            INNER JOIN dim.issue AS v
+                ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
+                AND v.source_issue_id = e.source_issue_id
+            WHERE v.raw_status IS NOT NULL
+        ) AS r
+        INNER JOIN dim.status_map AS sm
+            ON sm.source_system = r.source_system
+            AND LOWER(LTRIM(RTRIM(sm.raw_status))) = LOWER(LTRIM(RTRIM(r.raw_status)))
+            AND sm.is_current = 1 AND sm.is_deleted = 0 AND sm.status_map_sk <> -1
+    ) AS ranked
+    WHERE ranked.n = 1;
+
     WITH versions AS (
         SELECT
             e.issue_key,
@@ -57,9 +88,7 @@ BEGIN
         INNER JOIN dim.issue AS v
             ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
             AND v.source_issue_id = e.source_issue_id
-        LEFT JOIN dim.status_map AS m
-            ON m.source_system = v.source_system AND m.raw_status = v.raw_status AND m.is_current = 1
-            AND m.is_deleted = 0
+        LEFT JOIN #status_of AS m ON m.source_system = v.source_system AND m.raw_status = v.raw_status
     ),
 
     events AS (
@@ -75,8 +104,10 @@ BEGIN
         UNION ALL
         SELECT issue_key, issue_sk, project_id, N'status_change', valid_from, previous_status, raw_status
         FROM versions
+        -- a new spelling of the same status (case, spaces) is no change: business-rules.md makes them one
         WHERE version_no > 1
-            AND (raw_status <> previous_status OR (raw_status IS NULL AND previous_status IS NOT NULL)
+            AND (LOWER(LTRIM(RTRIM(raw_status))) <> LOWER(LTRIM(RTRIM(previous_status)))
+                OR (raw_status IS NULL AND previous_status IS NOT NULL)
                 OR (raw_status IS NOT NULL AND previous_status IS NULL))
         UNION ALL
         SELECT issue_key, issue_sk, project_id, N'closed', valid_from, previous_status, raw_status

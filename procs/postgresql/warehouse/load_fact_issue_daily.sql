@@ -5,27 +5,36 @@
 --             What a run computes, up to the as-of date and never before the first snapshot date (the
 --             first run starts the series at its as-of date): every issue for the days after the last
 --             snapshot (days the schedule missed) and from the first day a project or map version
---             written since the last snapshot run starts on; only the issues with such new versions
---             from the first day theirs start on (late data). "Since the last snapshot run" is since
+--             written since the last snapshot run starts on; only the issues with a new issue or text
+--             analytics version from the first day such a version starts on (late data). "Since the last snapshot run" is since
 --             p_since_run_id, the last run whose fact phase committed. Nothing new: nothing computed. A
 --             backfill (p_recompute_from, a date) computes every issue from that date on, before the first
 --             snapshot date too.
 --             The computed rows are compared with the stored ones by grain and values: identical
 --             rows are left alone, changed ones updated, missing ones inserted, stale ones deleted,
 --             so a re-run with the same as-of writes nothing.
---             Rules (business-rules.md): closed <=> the status map says closed (an unmapped status is
---             open, status_map_sk = -1); priority from the priority map, else
---             warehouse.normalize_priority; high priority <=> Critical or High; backlog age = snapshot
---             date - created date for open issues; resolution days = closed date - created date for
---             closed issues. A project absent from the version lookup resolves to its earliest version,
---             an issue without a project to the unknown member (-1).
+--             Rules (business-rules.md): raw status and priority meet the maps trimmed and
+--             case-insensitively (lower(btrim()) on both sides, resolved once per distinct spelling and
+--             day, never per issue); when map rows in effect differ only by case or surrounding spaces,
+--             the one whose raw value comes first in code-point order wins (then the shorter), as in
+--             T-SQL (the status_map_conflicts / priority_map_conflicts checks list such rows).
+--             Closed <=> the status map says closed (an unmapped status is open, status_map_sk = -1);
+--             priority from the priority map where it has the spelling (even when it maps it to NULL),
+--             else warehouse.normalize_priority; high priority <=> Critical or High; backlog age =
+--             snapshot date - created date for open issues; resolution days = closed date - created
+--             date for closed issues. A project absent from the version lookup resolves to its earliest
+--             version, an issue without a project to the unknown member (-1).
+--             Text analytics: the dim.issue_analytics version in effect at the day's instant, matched by
+--             (source system, tracker issue id) as the category bridge does (ProcessedIssues has no
+--             project): its scores and discipline / primary category ids, and issue_analytics_sk; none
+--             (not processed yet, or deleted): the measures NULL and issue_analytics_sk = -1.
 --             Durable issue keys (dim.issue_key) are assigned here to issues seen for the first time.
 -- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA);
 --             p_since_run_id: the last run whose fact phase committed (NULL: never), given by the run log;
 --             p_recompute_from: the first local date a backfill recomputes for every issue (NULL: none).
 --             rows_read (rows computed), rows_inserted, rows_updated, rows_deleted (INOUT, leave out):
 --             counts for the run log.
--- Reads:      dim.issue, dim.project, dim.status_map, dim.priority_map.
+-- Reads:      dim.issue, dim.issue_analytics, dim.project, dim.status_map, dim.priority_map, dim.date.
 -- Writes:     dim.issue_key, fact.issue_daily.
 CREATE OR REPLACE PROCEDURE warehouse.load_fact_issue_daily(
     p_run_id bigint,
@@ -92,16 +101,19 @@ BEGIN
     IF v_first_date IS NULL THEN
         v_full_from := v_as_of_date;  -- the series starts at the first snapshot run's as-of date
     ELSE
-        -- a new version of a project or a map can change any issue's row from the day it starts on;
-        -- a new version of an issue only that issue's rows
+        -- a new version of a project or a map can change any issue's row from the day it starts on
         SELECT min((valid_from AT TIME ZONE p_time_zone)::date) INTO v_late_shared
         FROM (
             SELECT valid_from FROM dim.project WHERE run_id > v_last_run
             UNION ALL SELECT valid_from FROM dim.status_map WHERE run_id > v_last_run
             UNION ALL SELECT valid_from FROM dim.priority_map WHERE run_id > v_last_run
         ) AS changed;
+        -- a new version of an issue, or of its text analytics, only that issue's rows
         SELECT min((valid_from AT TIME ZONE p_time_zone)::date) INTO v_late_issue
-        FROM dim.issue WHERE run_id > v_last_run;
+        FROM (
+            SELECT valid_from FROM dim.issue WHERE run_id > v_last_run
+            UNION ALL SELECT valid_from FROM dim.issue_analytics WHERE run_id > v_last_run
+        ) AS changed;
         -- every issue for the days the schedule missed and those a shared change reaches
         v_full_from := GREATEST(v_first_date, LEAST(v_last_date + 1, v_late_shared));
         v_partial_from := GREATEST(v_first_date, v_late_issue);
@@ -114,20 +126,38 @@ BEGIN
         RETURN;  -- nothing happened since the last snapshot of this date
     END IF;
 
-    DROP TABLE IF EXISTS pg_temp.snapshot, pg_temp.snapshot_day, pg_temp.changed_issue, pg_temp.alive;
+    DROP TABLE IF EXISTS pg_temp.snapshot, pg_temp.snapshot_day, pg_temp.changed_issue, pg_temp.alive,
+        pg_temp.raw_status, pg_temp.raw_priority;
     CREATE TEMP TABLE snapshot (LIKE fact.issue_daily) ON COMMIT DROP;
     CREATE TEMP TABLE alive ON COMMIT DROP AS
-    SELECT 0::bigint AS issue_key, issue_sk, source_system, project_id, raw_status, raw_priority, created_at, closed_at
+    SELECT 0::bigint AS issue_key, issue_sk, source_system, source_issue_id, project_id, raw_status, raw_priority,
+        created_at, closed_at
     FROM dim.issue WITH NO DATA;
+    -- every spelling the trackers used, once, with the key it meets the maps by (business-rules.md:
+    -- trimmed, case-insensitive): each day resolves these few rows, not a million issues
+    CREATE TEMP TABLE raw_status ON COMMIT DROP AS
+    SELECT source_system, raw_status, lower(btrim(raw_status)) AS status_key
+    FROM (SELECT DISTINCT source_system, raw_status FROM dim.issue WHERE raw_status IS NOT NULL) AS spelt;
+    CREATE TEMP TABLE raw_priority ON COMMIT DROP AS
+    SELECT source_system, raw_priority, lower(btrim(raw_priority)) AS priority_key
+    FROM (SELECT DISTINCT source_system, raw_priority FROM dim.issue WHERE raw_priority IS NOT NULL) AS spelt;
+    ANALYZE pg_temp.raw_status;
+    ANALYZE pg_temp.raw_priority;
     CREATE TEMP TABLE snapshot_day (snapshot_date_key integer PRIMARY KEY, all_issues boolean NOT NULL)
         ON COMMIT DROP;
     CREATE TEMP TABLE changed_issue ON COMMIT DROP AS
-    SELECT DISTINCT k.issue_key
+    SELECT k.issue_key
     FROM dim.issue AS d
     JOIN dim.issue_key AS k
         ON k.source_system = d.source_system AND k.source_project_id = d.source_project_id
         AND k.source_issue_id = d.source_issue_id
-    WHERE v_partial_from < COALESCE(v_full_from, 'infinity') AND d.run_id > v_last_run;
+    WHERE v_partial_from < COALESCE(v_full_from, 'infinity') AND d.run_id > v_last_run
+    UNION  -- analytics know an issue by (source system, tracker issue id): every issue that matches
+    SELECT k.issue_key
+    FROM dim.issue_analytics AS a
+    JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
+    WHERE v_partial_from < COALESCE(v_full_from, 'infinity') AND a.run_id > v_last_run
+        AND a.issue_analytics_sk <> -1;
     ANALYZE pg_temp.changed_issue;
 
     -- one statement per day, with the day's instant as a value: the planner then estimates the
@@ -143,8 +173,8 @@ BEGIN
         -- nests loops over a million), but it can size an analysed table.
         TRUNCATE pg_temp.alive;
         INSERT INTO pg_temp.alive
-        SELECT k.issue_key, v.issue_sk, v.source_system, v.project_id, v.raw_status, v.raw_priority, v.created_at,
-            v.closed_at
+        SELECT k.issue_key, v.issue_sk, v.source_system, v.source_issue_id, v.project_id, v.raw_status,
+            v.raw_priority, v.created_at, v.closed_at
         FROM dim.issue AS v
         JOIN dim.issue_key AS k
             ON k.source_system = v.source_system AND k.source_project_id = v.source_project_id
@@ -155,7 +185,9 @@ BEGIN
 
         INSERT INTO pg_temp.snapshot (
             snapshot_date_key, issue_key, issue_sk, project_sk, status_map_sk, created_date_key, priority, is_open,
-            is_closed, is_high_priority, backlog_age_days, resolution_days, run_id
+            is_closed, is_high_priority, backlog_age_days, resolution_days, run_id, issue_analytics_sk,
+            urgency_score, complexity_score, sentiment_score, categorization_confidence, discipline_category_id,
+            primary_category_id
         )
         WITH first_project AS (
             SELECT DISTINCT ON (project_id) project_id, project_sk
@@ -163,14 +195,30 @@ BEGIN
             ORDER BY project_id, valid_from
         ),
 
-        -- the rule runs once per tracker spelling, not once per issue (a million calls cost ~1 s)
+        -- each spelling meets the map rows in effect by its trimmed, lower-case key; of map rows that
+        -- differ only by case or spaces the first in code-point order wins (collation "C", as BIN2 in
+        -- T-SQL; then the shorter: T-SQL compares 'a' and 'a ' as equal)
+        status_of AS (
+            SELECT DISTINCT ON (r.source_system, r.raw_status)
+                r.source_system, r.raw_status, sm.status_map_sk, sm.is_closed
+            FROM pg_temp.raw_status AS r
+            JOIN dim.status_map AS sm
+                ON sm.source_system = r.source_system AND lower(btrim(sm.raw_status)) = r.status_key
+                AND sm.valid_from <= v_at AND sm.valid_to > v_at AND NOT sm.is_deleted AND sm.status_map_sk <> -1
+            ORDER BY r.source_system, r.raw_status, sm.raw_status COLLATE "C", octet_length(sm.raw_status)
+        ),
+
+        -- the fallback rule runs once per tracker spelling, not once per issue (a million calls cost ~1 s)
         priority_of AS (
-            SELECT raw.source_system, raw.raw_priority,
-                COALESCE(pm.normalized_priority, warehouse.normalize_priority(raw.raw_priority)) AS priority
-            FROM (SELECT DISTINCT source_system, raw_priority FROM dim.issue WHERE raw_priority IS NOT NULL) AS raw
+            SELECT DISTINCT ON (r.source_system, r.raw_priority)
+                r.source_system, r.raw_priority,
+                CASE WHEN pm.priority_map_sk IS NOT NULL THEN pm.normalized_priority
+                    ELSE warehouse.normalize_priority(r.raw_priority) END AS priority
+            FROM pg_temp.raw_priority AS r
             LEFT JOIN dim.priority_map AS pm
-                ON pm.source_system = raw.source_system AND pm.raw_priority = raw.raw_priority
-                AND pm.valid_from <= v_at AND pm.valid_to > v_at AND NOT pm.is_deleted
+                ON pm.source_system = r.source_system AND lower(btrim(pm.raw_priority)) = r.priority_key
+                AND pm.valid_from <= v_at AND pm.valid_to > v_at AND NOT pm.is_deleted AND pm.priority_map_sk <> -1
+            ORDER BY r.source_system, r.raw_priority, pm.raw_priority COLLATE "C", octet_length(pm.raw_priority)
         ),
 
         resolved AS (
@@ -183,15 +231,24 @@ BEGIN
                 (v.created_at AT TIME ZONE p_time_zone)::date AS created_date,
                 COALESCE(cd.date_key, -1) AS created_date_key,
                 (v.closed_at AT TIME ZONE p_time_zone)::date AS closed_date,
-                po.priority
+                po.priority,
+                COALESCE(a.issue_analytics_sk, -1) AS issue_analytics_sk,
+                a.urgency_score,
+                a.complexity_score,
+                a.sentiment_score,
+                a.categorization_confidence,
+                a.discipline_category_id,
+                a.primary_category_id
             FROM pg_temp.alive AS v
             LEFT JOIN dim.project AS p ON p.project_id = v.project_id AND p.valid_from <= v_at AND p.valid_to > v_at
             LEFT JOIN first_project AS fp ON fp.project_id = v.project_id
             LEFT JOIN dim.date AS cd ON cd.full_date = (v.created_at AT TIME ZONE p_time_zone)::date
-            LEFT JOIN dim.status_map AS s
-                ON s.source_system = v.source_system AND s.raw_status = v.raw_status
-                AND s.valid_from <= v_at AND s.valid_to > v_at AND NOT s.is_deleted
+            LEFT JOIN status_of AS s ON s.source_system = v.source_system AND s.raw_status = v.raw_status
             LEFT JOIN priority_of AS po ON po.source_system = v.source_system AND po.raw_priority = v.raw_priority
+            -- the analytics version in effect at the day's instant (a deleted one: none)
+            LEFT JOIN dim.issue_analytics AS a
+                ON a.source_system = v.source_system AND a.source_issue_id = v.source_issue_id
+                AND a.valid_from <= v_at AND a.valid_to > v_at AND NOT a.is_deleted
         ),
 
         measured AS (
@@ -207,11 +264,23 @@ BEGIN
                 is_closed,
                 COALESCE(priority IN ('Critical', 'High'), FALSE) AS is_high_priority,
                 CASE WHEN NOT is_closed THEN v_day - created_date END AS backlog_age_days,
-                CASE WHEN is_closed THEN closed_date - created_date END AS resolution_days
+                CASE WHEN is_closed THEN closed_date - created_date END AS resolution_days,
+                issue_analytics_sk,
+                urgency_score,
+                complexity_score,
+                sentiment_score,
+                categorization_confidence,
+                discipline_category_id,
+                primary_category_id
             FROM resolved
         )
 
-        SELECT m.*, p_run_id FROM measured AS m;
+        SELECT
+            m.snapshot_date_key, m.issue_key, m.issue_sk, m.project_sk, m.status_map_sk, m.created_date_key,
+            m.priority, m.is_open, m.is_closed, m.is_high_priority, m.backlog_age_days, m.resolution_days, p_run_id,
+            m.issue_analytics_sk, m.urgency_score, m.complexity_score, m.sentiment_score,
+            m.categorization_confidence, m.discipline_category_id, m.primary_category_id
+        FROM measured AS m;
     END LOOP;
     ANALYZE pg_temp.snapshot;  -- the comparisons below join it with the stored rows
     SELECT count(*) INTO rows_read FROM pg_temp.snapshot;
@@ -231,22 +300,32 @@ BEGIN
     SET issue_sk = s.issue_sk, project_sk = s.project_sk, status_map_sk = s.status_map_sk,
         created_date_key = s.created_date_key, priority = s.priority, is_open = s.is_open, is_closed = s.is_closed,
         is_high_priority = s.is_high_priority, backlog_age_days = s.backlog_age_days,
-        resolution_days = s.resolution_days, run_id = p_run_id
+        resolution_days = s.resolution_days, run_id = p_run_id, issue_analytics_sk = s.issue_analytics_sk,
+        urgency_score = s.urgency_score, complexity_score = s.complexity_score, sentiment_score = s.sentiment_score,
+        categorization_confidence = s.categorization_confidence, discipline_category_id = s.discipline_category_id,
+        primary_category_id = s.primary_category_id
     FROM pg_temp.snapshot AS s
     WHERE s.snapshot_date_key = f.snapshot_date_key AND s.issue_key = f.issue_key
         AND (s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority, s.is_open, s.is_closed,
-            s.is_high_priority, s.backlog_age_days, s.resolution_days)
+            s.is_high_priority, s.backlog_age_days, s.resolution_days, s.issue_analytics_sk, s.urgency_score,
+            s.complexity_score, s.sentiment_score, s.categorization_confidence, s.discipline_category_id,
+            s.primary_category_id)
         IS DISTINCT FROM (f.issue_sk, f.project_sk, f.status_map_sk, f.created_date_key, f.priority, f.is_open,
-            f.is_closed, f.is_high_priority, f.backlog_age_days, f.resolution_days);
+            f.is_closed, f.is_high_priority, f.backlog_age_days, f.resolution_days, f.issue_analytics_sk,
+            f.urgency_score, f.complexity_score, f.sentiment_score, f.categorization_confidence,
+            f.discipline_category_id, f.primary_category_id);
     GET DIAGNOSTICS rows_updated = ROW_COUNT;
 
     INSERT INTO fact.issue_daily (
         snapshot_date_key, issue_key, issue_sk, project_sk, status_map_sk, created_date_key, priority, is_open,
-        is_closed, is_high_priority, backlog_age_days, resolution_days, run_id
+        is_closed, is_high_priority, backlog_age_days, resolution_days, run_id, issue_analytics_sk, urgency_score,
+        complexity_score, sentiment_score, categorization_confidence, discipline_category_id, primary_category_id
     )
     SELECT
         s.snapshot_date_key, s.issue_key, s.issue_sk, s.project_sk, s.status_map_sk, s.created_date_key, s.priority,
-        s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, p_run_id
+        s.is_open, s.is_closed, s.is_high_priority, s.backlog_age_days, s.resolution_days, p_run_id,
+        s.issue_analytics_sk, s.urgency_score, s.complexity_score, s.sentiment_score, s.categorization_confidence,
+        s.discipline_category_id, s.primary_category_id
     FROM pg_temp.snapshot AS s
     ORDER BY s.snapshot_date_key, s.issue_key  -- in primary-key order: the index grows at its right edge
     -- rows already there were updated above; ON CONFLICT, not NOT EXISTS: an anti-join planned against a

@@ -1,7 +1,10 @@
 -- warehouse.load_fact_issue_event
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time:
---             created (at created_at), status_change (the raw status differs from the previous version),
---             closed and reopened (the status map's closed flag flips; an unmapped status is open),
+--             created (at created_at), status_change (the raw status, trimmed and lower-cased, differs from
+--             the previous version's: a new spelling of the same status is no change),
+--             closed and reopened (the current status map's closed flag flips; an unmapped status is open;
+--             raw statuses meet the map trimmed and case-insensitively, once per distinct spelling, with
+--             the same rule for map rows that differ only by case or spaces as the daily snapshot),
 --             deleted (the deletion flag is set). A first version that is already closed or deleted (an
 --             issue first seen in that state) gives closed at closed_at / deleted at deleted_at.
 --             Each event carries the PM project of the issue version it comes from (when that version has
@@ -44,13 +47,33 @@ BEGIN
     ANALYZE pg_temp.event_issue;
 
     CREATE TEMP TABLE event_new ON COMMIT DROP AS
-    WITH versions AS (
+    WITH issue_version AS (
+        SELECT e.issue_key, v.issue_sk, v.source_system, v.project_id, v.valid_from, v.created_at, v.closed_at,
+            v.deleted_at, v.raw_status, v.is_deleted
+        FROM pg_temp.event_issue AS e
+        JOIN dim.issue AS v
+            ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
+            AND v.source_issue_id = e.source_issue_id
+    ),
+
+    -- each spelling once: its trimmed, lower-case key meets the current map; of map rows that differ only
+    -- by case or spaces the first in code-point order wins (then the shorter), as in the daily snapshot
+    status_of AS (
+        SELECT DISTINCT ON (r.source_system, r.raw_status) r.source_system, r.raw_status, sm.is_closed
+        FROM (SELECT DISTINCT source_system, raw_status FROM issue_version WHERE raw_status IS NOT NULL) AS r
+        JOIN dim.status_map AS sm
+            ON sm.source_system = r.source_system AND lower(btrim(sm.raw_status)) = lower(btrim(r.raw_status))
+            AND sm.is_current AND NOT sm.is_deleted AND sm.status_map_sk <> -1
+        ORDER BY r.source_system, r.raw_status, sm.raw_status COLLATE "C", octet_length(sm.raw_status)
+    ),
+
+    versions AS (
         SELECT
-            e.issue_key,
+            v.issue_key,
             v.issue_sk,
             -- a version without a PM project takes the one another version resolved (the issue was
             -- always that project's; the warehouse learnt it later), else -1
-            COALESCE(v.project_id, MAX(v.project_id) OVER (PARTITION BY e.issue_key), -1) AS project_id,
+            COALESCE(v.project_id, MAX(v.project_id) OVER (PARTITION BY v.issue_key), -1) AS project_id,
             v.valid_from,
             v.created_at,
             v.closed_at,
@@ -62,13 +85,9 @@ BEGIN
             lag(v.raw_status) OVER w AS previous_status,
             lag(COALESCE(m.is_closed, FALSE)) OVER w AS previous_closed,
             lag(v.is_deleted) OVER w AS previous_deleted
-        FROM pg_temp.event_issue AS e
-        JOIN dim.issue AS v
-            ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
-            AND v.source_issue_id = e.source_issue_id
-        LEFT JOIN dim.status_map AS m
-            ON m.source_system = v.source_system AND m.raw_status = v.raw_status AND m.is_current AND NOT m.is_deleted
-        WINDOW w AS (PARTITION BY e.issue_key ORDER BY v.valid_from)
+        FROM issue_version AS v
+        LEFT JOIN status_of AS m ON m.source_system = v.source_system AND m.raw_status = v.raw_status
+        WINDOW w AS (PARTITION BY v.issue_key ORDER BY v.valid_from)
     ),
 
     events AS (
@@ -83,7 +102,8 @@ BEGIN
         FROM versions WHERE version_no = 1 AND is_deleted
         UNION ALL
         SELECT issue_key, issue_sk, project_id, 'status_change', valid_from, previous_status, raw_status
-        FROM versions WHERE version_no > 1 AND raw_status IS DISTINCT FROM previous_status
+        -- a new spelling of the same status (case, spaces) is no change: business-rules.md makes them one
+        FROM versions WHERE version_no > 1 AND lower(btrim(raw_status)) IS DISTINCT FROM lower(btrim(previous_status))
         UNION ALL
         SELECT issue_key, issue_sk, project_id, 'closed', valid_from, previous_status, raw_status
         FROM versions WHERE version_no > 1 AND is_closed AND NOT previous_closed
