@@ -1,8 +1,10 @@
 -- mart.project_scorecard
 -- Question:   where does each project stand this month, and what moved since last month's end?
--- Grain:      one row per live project (not the unknown member) in the current month: the as-of month
---             of the latest published run (ctl.publication), whether or not a newer month has rows.
---             Projects deleted at the source are left out.
+-- Grain:      one row per row of fact.project_monthly in the current month (the as-of month of the latest
+--             published run, ctl.publication, whether or not a newer month has rows): every project live
+--             then, the unknown project (-1, 'Unresolved') when issues or services without a PM project are
+--             counted, and a project deleted at the source only while issues or services still count under
+--             it; so the month's rows add up to the snapshots' (business-rules.md, Facts).
 -- Columns:    month (first day), fiscal_year; project_id, project_name, client_name, project_type (current
 --             names); issues_open, issues_open_change (against the previous month's end; NULL without one),
 --             high_priority_open, avg_resolution_days; reviews_total, reviews_completed, reviews_overdue,
@@ -44,8 +46,6 @@ SELECT
 FROM this_month AS m
 INNER JOIN dim.date AS d ON d.date_key = m.month_date_key
 INNER JOIN mart.project_overview AS o ON o.month = d.full_date
-INNER JOIN dim.project AS p
-    ON p.project_id = o.project_id AND p.is_current = 1 AND p.is_deleted = 0 AND p.project_sk <> -1
 LEFT JOIN fact.project_monthly AS previous
     ON previous.project_id = o.project_id
     AND previous.month_date_key = CONVERT(INT, CONVERT(CHAR(8), DATEADD(MONTH, -1, d.full_date), 112));

@@ -4,7 +4,9 @@
 --             the latest run's as-of instant for the current month.
 -- Columns:    month (first day), fiscal_year (labelled by the calendar year it ends in), fiscal_quarter (1-4),
 --             fiscal_month (1 = the fiscal year's first month); project_id, project_name, client_name,
---             project_type (current names); issues_total, issues_open, issues_closed, high_priority_open
+--             project_type (current names; the unknown project, -1, is named 'Unresolved' as in the issue
+--             marts: its row holds the issues and services without a PM project, so that a month's rows
+--             add up to the snapshots'); issues_total, issues_open, issues_closed, high_priority_open
 --             (Critical or High), avg_resolution_days (closed issues); reviews_total (not cancelled),
 --             reviews_completed, reviews_overdue; services_in_progress, services_completed; earned_value
 --             (fee x progress / 100), claimed (claimed to date), variance (earned - claimed).
@@ -15,7 +17,7 @@ SELECT
     d.fiscal_quarter,
     d.fiscal_month_number AS fiscal_month,
     f.project_id,
-    p.project_name,
+    (CASE WHEN f.project_id = -1 THEN 'Unresolved' ELSE p.project_name END)::varchar(200) AS project_name,
     c.client_name,
     t.type_name AS project_type,
     f.issues_total,
