@@ -29,6 +29,8 @@ NEW_ISSUES_PER_DAY = {"ACC": 8, "Revizto": 4}  # per scale unit
 REVIZTO_IMPORT_LAG = timedelta(hours=8)
 NEW_PROJECT_EVERY_DAYS = 7
 MAX_SEED = 2**31 - 1
+# Revizto removes deleted issues (source-contract.md); flows/sql/demo_advance.sql keeps them here
+REVIZTO_REMOVED = "pmw_demo.revizto_removed"
 
 SOURCE_TABLES = (
     "clients",
@@ -198,6 +200,7 @@ def advance(engine: Engine, *, days: int = 1, source_timezone: str = "Australia/
             with _timed(timings, f"day {day}"):
                 _open_generator(conn, state.seed)
                 _set_params(conn, **base)
+                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {REVIZTO_REMOVED} (LIKE dbo.revizto_issues)")
                 _run_file(conn, "advance")
                 if day % NEW_PROJECT_EVERY_DAYS == 0:
                     _set_params(conn, **{**base, "project_count": state.scale})
@@ -215,10 +218,27 @@ def advance(engine: Engine, *, days: int = 1, source_timezone: str = "Australia/
                             "window_end": base["window_end"] - lag,  # type: ignore[operator]
                         },
                     )
-                    _run_file(conn, "issues")
+                    with _removed_lent_back(conn, tracker):
+                        _run_file(conn, "issues")
                 _set_params(conn, **base)
                 _run_file(conn, "processing")
     return timings
+
+
+@contextmanager
+def _removed_lent_back(conn: sa.Connection, tracker: str) -> Iterator[None]:
+    """While the generator adds new Revizto issues, the ones Revizto removed are back in its table (inside
+    this transaction, seen by nobody else): it numbers new issues by counting rows, and a removed issue's id
+    must never be given to a new one."""
+    if tracker != "Revizto":
+        yield
+        return
+    conn.exec_driver_sql(f"INSERT INTO dbo.revizto_issues SELECT * FROM {REVIZTO_REMOVED}")
+    yield
+    conn.exec_driver_sql(
+        f"DELETE FROM dbo.revizto_issues AS r USING {REVIZTO_REMOVED} AS x "
+        "WHERE r.revizto_project_id = x.revizto_project_id AND r.revizto_issue_id = x.revizto_issue_id"
+    )
 
 
 def row_counts(engine: Engine) -> dict[str, int]:

@@ -134,6 +134,16 @@ def extract_query(source: SourceObject, window: ExtractWindow, keep: Keep | None
     return query
 
 
+def key_set_query(source: SourceObject, keep: Keep | None = None) -> sa.Select:
+    """SELECT of every business key ``source`` holds now, whatever its cursor or partition (the key set that
+    flows/key_sets.py compares with the dimension's live keys); with ``keep``, only the rows that meet it."""
+    table = _source_table(source)
+    keys = [table.c[name] for name in source.business_key]
+    # a key with a NULL part is in no dimension (such a row is quarantined): nothing to compare it with
+    query = sa.select(*keys).where(*(key.is_not(None) for key in keys))
+    return query if keep is None else query.where(keep(table))
+
+
 def clear_staging(warehouse: Engine, source: SourceObject) -> int:
     """Empty the staging table (it holds only the current run's delta); return how many rows it held (the
     database's row counters do not see a TRUNCATE)."""
@@ -156,17 +166,31 @@ def pull(
     """Stage ``window`` of ``source`` for ``run_id`` (only the rows that meet ``keep``, when given); return
     (rows read, newest cursor value read)."""
     query = extract_query(source, window, keep)
-    staging = _staging_table(source)
+    leading = (sa.literal(run_id, sa.BigInteger), sa.literal(window.time_zone))
+    rows = copy_rows(source_engine, warehouse, query, _staging_table(source), leading, same_database=same_database)
+    return rows, _newest_cursor(warehouse, source, window, run_id)
+
+
+def copy_rows(
+    source_engine: Engine,
+    warehouse: Engine,
+    query: sa.Select,
+    target: sa.TableClause,
+    leading: tuple[sa.BindParameter[Any], ...],
+    *,
+    same_database: bool,
+) -> int:
+    """Put the rows of ``query`` (a SELECT over one source table), each preceded by the ``leading`` values, into
+    ``target`` (a table of schema stg, its columns in that order); return how many. Same database: one
+    ``INSERT ... SELECT``; otherwise streamed in chunks through the warehouse driver's bulk path."""
     if same_database:
-        labelled = sa.select(sa.literal(run_id, sa.BigInteger), sa.literal(window.time_zone), *query.selected_columns)
+        labelled = sa.select(*leading, *query.selected_columns)
         if query.whereclause is not None:
             labelled = labelled.where(query.whereclause)
-        statement = sa.insert(staging).from_select(list(staging.c.keys()), labelled)
+        statement = sa.insert(target).from_select(list(target.c.keys()), labelled)
         with warehouse.begin() as conn:
-            rows = conn.execution_options(preserve_rowcount=True).execute(statement).rowcount
-    else:
-        rows = _stream(source_engine, warehouse, query, staging, run_id, window.time_zone)
-    return rows, _newest_cursor(warehouse, source, window, run_id)
+            return int(conn.execution_options(preserve_rowcount=True).execute(statement).rowcount)
+    return _stream(source_engine, warehouse, query, target, tuple(value.value for value in leading))
 
 
 def _newest_cursor(warehouse: Engine, source: SourceObject, window: ExtractWindow, run_id: int) -> datetime | None:
@@ -181,7 +205,7 @@ def _newest_cursor(warehouse: Engine, source: SourceObject, window: ExtractWindo
 
 
 def _stream(
-    source_engine: Engine, warehouse: Engine, query: sa.Select, staging: sa.TableClause, run_id: int, zone: str
+    source_engine: Engine, warehouse: Engine, query: sa.Select, staging: sa.TableClause, leading: tuple[object, ...]
 ) -> int:
     """Copy the query's rows into staging in chunks through the warehouse driver's bulk path."""
     columns = list(staging.c.keys())
@@ -189,7 +213,7 @@ def _stream(
     with source_connection(source_engine) as source_conn, warehouse.begin() as target:
         result = source_conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(query)
         for chunk in result.partitions(CHUNK_ROWS):
-            rows = [(run_id, zone, *row) for row in chunk]
+            rows = [(*leading, *row) for row in chunk]
             if target.dialect.name == "postgresql":
                 _copy_rows(target, staging.name, columns, rows)
             else:

@@ -113,6 +113,39 @@ def drop_unchanged(
     return counts
 
 
+def forget_deleted(conn: Connection, source: SourceObject, run_id: int) -> None:
+    """Forget the entries of the keys this run closed as deleted at the source (flows/key_sets.py): their rows
+    left the source without a change, so if one comes back as it was, within the look-back, it must load
+    again (to a new live version), not be dropped as unchanged. The keys are listed in a table of the staging
+    table's own column types, so their hash is the one the pull computes."""
+    if source.strategy != "cursor":
+        return
+    dialect = conn.dialect.name
+    dimension = source.procedure.removeprefix("warehouse.load_dim_")
+    names = source.dimension_key or source.business_key
+    listed = ", ".join(source.business_key)
+    picked = ", ".join(f"d.{name}" for name in names)
+    closed = (f"SELECT {picked} FROM dim.{dimension} AS d "
+              "WHERE d.run_id = :r AND d.is_current AND d.is_deleted")  # fmt: skip
+    if dialect == "postgresql":
+        conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.pmw_forget"))
+        conn.execute(sa.text(f"CREATE TEMP TABLE pmw_forget ON COMMIT DROP AS SELECT {listed} "
+                             f"FROM stg.{source.staging_table} WITH NO DATA"))  # fmt: skip
+        forget = "pg_temp.pmw_forget"
+    else:
+        conn.execute(sa.text("DROP TABLE IF EXISTS #pmw_forget"))
+        conn.execute(sa.text(f"SELECT TOP 0 {listed} INTO #pmw_forget FROM stg.{source.staging_table}"))
+        forget = "#pmw_forget"
+    conn.execute(sa.text(f"INSERT INTO {forget} ({listed}) {closed}"), {"r": run_id})
+    conn.execute(
+        sa.text(f"DELETE FROM ctl.loaded_row WHERE source_object = :source AND key_hash IN "
+                f"(SELECT {_hash(source.business_key, dialect)} FROM {forget} AS s)"),
+        {"source": source.name},
+    )  # fmt: skip
+    if dialect != "postgresql":
+        conn.execute(sa.text("DROP TABLE #pmw_forget"))
+
+
 def _delete_unchanged(conn: Connection, source: SourceObject, run_id: int) -> dict[str, int]:
     dialect = conn.dialect.name
     key_hash, row_hash = _hash(source.business_key, dialect), _hash(("time_zone", *source.columns), dialect)

@@ -90,6 +90,23 @@ class Settings(BaseSettings):
         "as deleted at the source (a full compare that no longer finds them). More stops the run, nothing "
         "written, until it is rerun with force_deletes (pmw run --force-deletes).",
     )
+    max_delete_share_min_rows: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000_000,
+        description="Circuit breaker: the live rows a dimension needs before max_delete_share applies to it. A "
+        "smaller one (a handful of clients, 8 project types) may lose any share of its rows in one run, but not "
+        "all of them: a table that had rows and comes back empty still stops the run.",
+    )
+    key_reconciliation_every_runs: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="How often a cursor source's whole key set is compared with the dimension's live keys, to "
+        "close the keys the source no longer has (rows removed, issues moved to another tracker project): on "
+        "every run (1), or on every n-th load of that source; counted from the last load that compared, in "
+        "ctl.run_step_meaning (key_set_read, key_set_runs_to_go, vanished_at_source).",
+    )
     review_issue_window_days: int = Field(
         default=14,
         ge=1,

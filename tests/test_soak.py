@@ -29,7 +29,12 @@ def test_the_invariants_see_a_lost_grain_an_orphan_and_a_source_mismatch(upgrade
         conn.exec_driver_sql("INSERT INTO fact.review SELECT * FROM fact.review WHERE review_id = 1")
         conn.exec_driver_sql("UPDATE fact.issue_event SET issue_sk = 999999999 WHERE issue_key = 1")
         conn.exec_driver_sql('DELETE FROM dbo."ServiceReviews" WHERE review_id = 2')
+        # an issue the source no longer has, still live in the warehouse (no run has seen it go)
+        conn.exec_driver_sql("DELETE FROM dbo.acc_issues WHERE acc_issue_id = (SELECT min(acc_issue_id) "
+                             "FROM dbo.acc_issues WHERE NOT is_deleted)")  # fmt: skip
     broken = violations(upgraded, START)
     assert broken["fact.review has no primary key"] == 1
     assert broken["fact.issue_event.issue_sk orphan"] >= 1
     assert broken["review count differs from the source"] == 1
+    assert broken["live issue keys missing from the source"] == 1
+    assert broken["daily snapshot differs from the source's live issues"] == 1

@@ -67,6 +67,21 @@ def violations(engine: sa.Engine, as_of: datetime, time_zone: str = "Australia/S
                 AND d.source_project_id = s.source_project_id AND d.source_issue_id = s.source_issue_id
                 AND d.is_deleted = s.is_deleted
             WHERE d.issue_sk IS NULL""")  # fmt: skip
+        # and back, warehouse -> source: a live issue key is one the issues view still has (a key removed there
+        # or moved to another tracker project is closed as deleted at the source: flows/key_sets.py)
+        count("live issue keys missing from the source", """SELECT count(*) FROM dim.issue AS d
+            WHERE d.is_current AND NOT d.is_deleted AND NOT d.is_inferred AND d.issue_sk <> -1
+                AND NOT EXISTS (SELECT 1 FROM dbo."vw_ProjectManagement_AllIssues" AS s
+                    WHERE s.source = d.source_system AND s.source_project_id = d.source_project_id
+                        AND s.source_issue_id = d.source_issue_id)""")  # fmt: skip
+        # the as-of day's snapshot has exactly the source's live issues (created by the as-of instant: ACC
+        # stamps UTC, Revizto the source's local time)
+        count("daily snapshot differs from the source's live issues", """SELECT abs(
+            (SELECT count(*) FROM fact.issue_daily
+                WHERE snapshot_date_key = to_char((:as_of AT TIME ZONE :tz)::date, 'YYYYMMDD')::integer)
+            - (SELECT count(*) FROM dbo."vw_ProjectManagement_AllIssues" WHERE NOT is_deleted
+                AND CASE WHEN source = 'Revizto' THEN created_at AT TIME ZONE :tz ELSE created_at AT TIME ZONE 'UTC'
+                    END <= :as_of))""", as_of=as_of, tz=time_zone)  # fmt: skip
         for dim, table, key in (("review", '"ServiceReviews"', "review_id"), ("service", '"ProjectServices"',
                                 "service_id"), ("project", "projects", "project_id")):  # fmt: skip
             count(f"{dim} count differs from the source", f"""SELECT abs(

@@ -1,7 +1,9 @@
 -- One simulated day of the application, from window_start to window_end (UTC), day day_number.
--- Issues: edits, status changes, closures, reopenings, soft deletions, a bulk edit sharing one
--- timestamp, and a few edits committed late (stamped up to 3 hours before the day began, older
--- than rows already visible). Services: progress and claims move without touching updated_at.
+-- Issues: edits, status changes, closures, reopenings, deletions (ACC flags them; Revizto removes
+-- the row, its is_deleted stays 0), moves to another tracker project of the same tracker (a new
+-- source_project_id, the same issue otherwise: a new identity, the old key simply vanishes), a bulk
+-- edit sharing one timestamp, and a few edits committed late (stamped up to 3 hours before the day
+-- began, older than rows already visible). Services: progress and claims move without touching updated_at.
 -- Reviews: completed, cancelled and hard-deleted (the trigger rewrites progress_pct). Projects:
 -- renamed (updated_at set only half the time). Categories and text analytics: occasional edits and
 -- re-processing. New issues and projects come from demo_issues.sql and demo_projects.sql.
@@ -59,6 +61,7 @@ kinds AS (
             -- late commit: only rows not touched since before the back-dated stamp (ACC stamps are UTC)
             WHEN NOT dr.is_closed AND dr.u < 0.044 AND dr.source = 'ACC'
                 AND dr.source_updated_at < dr.window_start - interval '3 hours' THEN 'late'
+            WHEN NOT dr.is_closed AND dr.u >= 0.044 AND dr.u < 0.0445 THEN 'move'
             WHEN dr.is_closed AND dr.u < 0.003 THEN 'reopen'
             WHEN dr.is_closed AND dr.u < 0.004 THEN 'delete'
             WHEN NOT dr.is_closed AND EXISTS (
@@ -107,9 +110,28 @@ SELECT
             WHERE u.user_id = 1 + floor(pg_temp.rnd(b.n, d.salt + 8) * (SELECT count(*) FROM dbo.users))::integer)
     END AS new_assignee,
     CASE WHEN b.change_kind = 'edit' AND pg_temp.rnd(b.n, d.salt + 9) < 0.5 THEN ' (updated)' ELSE '' END
-        AS title_suffix
+        AS title_suffix,
+    target.source_project_id AS new_project_id,
+    target.pm_project_id AS new_pm_project_id,
+    target.project_name AS new_project_name,
+    -- issue numbers are per tracker project: a moved issue takes the next free number of its new project
+    target.last_number + row_number() OVER (PARTITION BY b.source, target.source_project_id ORDER BY b.source_issue_id)
+        AS new_issue_number
 FROM bulk_limited AS b
 CROSS JOIN day AS d
+-- a moved issue's new tracker project: another one of its tracker, drawn per issue
+LEFT JOIN LATERAL (
+    SELECT
+        tp.source_project_id,
+        tp.pm_project_id,
+        tp.project_name,
+        (SELECT COALESCE(max(v.issue_id), 0) FROM dbo."vw_ProjectManagement_AllIssues" AS v
+            WHERE v.source = tp.source AND v.source_project_id = tp.source_project_id) AS last_number
+    FROM pmw_demo.tracker_project AS tp
+    WHERE b.change_kind = 'move' AND tp.source = b.source AND tp.source_project_id <> b.source_project_id
+    ORDER BY pg_temp.rnd(b.n + tp.tp_index, d.salt + 10), tp.tp_index
+    LIMIT 1
+) AS target ON TRUE
 WHERE b.change_kind <> 'bulk' OR b.kind_rank <= 20;
 
 UPDATE dbo.acc_issues AS a
@@ -121,9 +143,31 @@ SET
     closed_at = CASE c.change_kind WHEN 'close' THEN c.changed_at WHEN 'reopen' THEN NULL ELSE a.closed_at END,
     is_deleted = a.is_deleted OR c.change_kind = 'delete',
     deleted_at = CASE WHEN c.change_kind = 'delete' THEN c.changed_at ELSE a.deleted_at END,
+    acc_project_id = COALESCE(c.new_project_id, a.acc_project_id),
+    issue_number = COALESCE(c.new_issue_number, a.issue_number),
+    pm_project_id = CASE WHEN c.new_project_id IS NOT NULL THEN c.new_pm_project_id ELSE a.pm_project_id END,
+    project_name = COALESCE(c.new_project_name, a.project_name),
     updated_at = c.changed_at
 FROM issue_change AS c
 WHERE c.source = 'ACC' AND a.acc_project_id = c.source_project_id AND a.acc_issue_id = c.source_issue_id;
+
+-- Revizto removes a deleted issue outright (never flags it). pmw_demo.revizto_removed keeps the rows:
+-- demo_source.py lends them back to the generator of new issues, which numbers issues by count.
+INSERT INTO pmw_demo.revizto_removed
+SELECT r.*
+FROM dbo.revizto_issues AS r
+INNER JOIN issue_change AS c
+    ON c.source = 'Revizto'
+    AND c.change_kind = 'delete'
+    AND r.revizto_project_id = c.source_project_id::bigint
+    AND r.revizto_issue_id = c.source_issue_id::bigint;
+
+DELETE FROM dbo.revizto_issues AS r
+USING issue_change AS c
+WHERE c.source = 'Revizto'
+    AND c.change_kind = 'delete'
+    AND r.revizto_project_id = c.source_project_id::bigint
+    AND r.revizto_issue_id = c.source_issue_id::bigint;
 
 UPDATE dbo.revizto_issues AS r
 SET
@@ -136,9 +180,10 @@ SET
         WHEN 'reopen' THEN NULL
         ELSE r.closed_local
     END,
-    is_deleted = r.is_deleted OR c.change_kind = 'delete',
-    deleted_local = CASE WHEN c.change_kind = 'delete'
-        THEN (c.changed_at AT TIME ZONE 'UTC') AT TIME ZONE p.source_tz ELSE r.deleted_local END,
+    revizto_project_id = COALESCE(c.new_project_id::bigint, r.revizto_project_id),
+    issue_number = COALESCE(c.new_issue_number, r.issue_number),
+    pm_project_id = CASE WHEN c.new_project_id IS NOT NULL THEN c.new_pm_project_id ELSE r.pm_project_id END,
+    project_name = COALESCE(c.new_project_name, r.project_name),
     updated_local = (c.changed_at AT TIME ZONE 'UTC') AT TIME ZONE p.source_tz
 FROM issue_change AS c
 CROSS JOIN params AS p

@@ -13,6 +13,9 @@ one-day-delta dimension steps < 1 s in total; each dimension's initial load with
 Atomic publication (issue #11): every fact and bridge step runs in one transaction, each in a savepoint,
 and the "publish facts" step commits it; its time is printed beside the fact phase's as what publishing
 all facts at once costs.
+Key-set reconciliation (issue #13): after the no-op run, each cursor source's whole key set is staged and
+compared with its dimension's live keys (nothing vanished, so nothing is closed; rolled back), timed
+apart: what reconciling every run (PMW_KEY_RECONCILIATION_EVERY_RUNS=1) adds to a run.
 """
 
 from __future__ import annotations
@@ -109,6 +112,33 @@ def print_run(title: str, rows: list[tuple[str, float, int, int]]) -> None:
     print(f"  {'atomic publication (publish facts)':<38} {publish:>8.3f}  ({share} of the fact phase)")
 
 
+def reconciliation_cost(as_of: datetime) -> list[tuple[str, int, float, float]]:
+    """Per cursor source: keys staged, seconds to stage them, seconds to compare (and close none)."""
+    from flows import database, key_sets, settings
+    from flows.pipeline import Context
+
+    ctx = Context.from_settings(settings.load())
+    found = []
+    for source in (s for s in SOURCES if key_sets.reconciled(s)):
+        clock = time.perf_counter()
+        keys = key_sets.copy_key_set(ctx.source, ctx.warehouse, source, 0, ctx.same_database)
+        staged = time.perf_counter() - clock
+        with ctx.warehouse.connect() as conn, conn.begin() as transaction:
+            clock = time.perf_counter()
+            reported = database.call_procedure(conn, key_sets.PROCEDURE, {
+                "p_dimension": key_sets.dimension_of(source),
+                "p_key_columns": ",".join(source.dimension_key or source.business_key),
+                "p_present": f"stg.{key_sets.key_table(source)}", "p_present_columns": ",".join(source.business_key),
+                "p_present_run_id": 0, "p_max_delete_share": None, "p_min_rows": 20, "p_as_of": as_of, "p_run_id": 0,
+            })  # fmt: skip
+            compared = time.perf_counter() - clock
+            assert reported.get("rows_deleted", 0) == 0, reported  # nothing vanished after the no-op run
+            conn.exec_driver_sql(f"DELETE FROM stg.{key_sets.key_table(source)} WHERE run_id = 0")
+            transaction.rollback()
+        found.append((source.name, keys, staged, compared))
+    return found
+
+
 def bench(scale: int, admin: sa.engine.URL) -> None:
     url = fresh_database(admin)
     os.environ["PMW_WAREHOUSE_URL"] = url.render_as_string(hide_password=False)
@@ -132,6 +162,10 @@ def bench(scale: int, admin: sa.engine.URL) -> None:
         for procedure, (rows, floor) in floors.items():
             ratio = loads[procedure] / floor if floor > 0 else float("nan")
             print(f"  {procedure:<38} {rows:>10,} {floor:>8.3f} {loads[procedure]:>8.3f} {ratio:>6.1f}")
+        print("\nkey-set reconciliation per cursor source (after the no-op run; in every run by default)")
+        print(f"  {'source':<38} {'keys':>10} {'stage s':>8} {'compare s':>9} {'total s':>8}")
+        for name, keys, staged, compared in reconciliation_cost(AS_OF + timedelta(days=1)):
+            print(f"  {name:<38} {keys:>10,} {staged:>8.3f} {compared:>9.3f} {staged + compared:>8.3f}")
     finally:
         engine.dispose()
         drop(admin, url)

@@ -7,9 +7,10 @@
 --             it starts (contiguous); a new key starts at first_seen_from, else change_at, else
 --             @as_of; inferred members are completed in place; with @full_compare, a current key
 --             absent from #incoming (not an inferred member) is closed at @as_of and followed by a
---             deleted version, unless that would close more than SESSION_CONTEXT 'pmw.max_delete_share'
---             of the dimension's live rows (of ten or more, or all of them): then it throws 50030 and
---             nothing is written.
+--             deleted version (warehouse.close_vanished_keys), unless that would close more than
+--             SESSION_CONTEXT 'pmw.max_delete_share' of the dimension's live rows (of
+--             'pmw.max_delete_share_min_rows' or more, default 20; below that all of them): then it
+--             throws 50030 and nothing is written.
 --             Unchanged rows are not touched.
 -- Parameters: @dimension: table in schema dim; @key_columns: comma-separated business key;
 --             @full_compare; @as_of; @run_id. OUTPUT: @rows_inserted (new keys), @rows_updated (new
@@ -38,6 +39,10 @@ BEGIN
     -- the circuit breaker's limit, set in the session context by the flow (NULL when called by hand: none)
     DECLARE @max_delete_share DECIMAL(9, 6)
         = TRY_CAST(CAST(SESSION_CONTEXT(N'pmw.max_delete_share') AS NVARCHAR(30)) AS DECIMAL(9, 6));
+    -- the live rows from which the share applies (below: only losing all of them trips it); default 20
+    DECLARE @min_rows BIGINT = ISNULL(
+        TRY_CAST(CAST(SESSION_CONTEXT(N'pmw.max_delete_share_min_rows') AS NVARCHAR(30)) AS BIGINT), 20);
+    DECLARE @gone_closed BIGINT = 0;
 
     IF OBJECT_ID(@table) IS NULL OR OBJECT_ID(N'tempdb..#incoming') IS NULL
         THROW 50020, N'merge_scd2: the dimension does not exist or #incoming was not created by the caller.', 1;
@@ -60,15 +65,6 @@ BEGIN
     DECLARE @key_match NVARCHAR(MAX) = (
         SELECT STRING_AGG(N'd.' + QUOTENAME(column_name) + N' = i.' + QUOTENAME(column_name), N' AND ') FROM @keys
     );
-    -- a key as flows/validation.py writes it to ctl.quarantine: its values as text joined by |
-    DECLARE @kept_key_text NVARCHAR(MAX) = (
-        SELECT STRING_AGG(N'CAST(d.' + QUOTENAME(column_name) + N' AS NVARCHAR(200))', N' + N''|'' + ')
-            WITHIN GROUP (ORDER BY ordinal)
-        FROM @keys
-    );
-    DECLARE @gone_keys NVARCHAR(MAX) = (
-        SELECT STRING_AGG(N'g.' + QUOTENAME(column_name), N', ') WITHIN GROUP (ORDER BY ordinal) FROM @keys
-    );
     DECLARE @columns NVARCHAR(MAX) = (
         SELECT STRING_AGG(QUOTENAME(column_name), N', ') WITHIN GROUP (ORDER BY ordinal) FROM @attributes
     );
@@ -82,12 +78,6 @@ BEGIN
             N', '
         ) WITHIN GROUP (ORDER BY ordinal) FROM @attributes
     ) + N')), 2)';
-    DECLARE @gone_columns NVARCHAR(MAX) = (
-        SELECT STRING_AGG(CASE WHEN column_name = N'is_deleted' THEN N'CAST(1 AS BIT)'
-            ELSE N'g.' + QUOTENAME(column_name) END, N', ') WITHIN GROUP (ORDER BY ordinal)
-        FROM @attributes
-    );
-    DECLARE @gone_hash NVARCHAR(MAX) = REPLACE(REPLACE(@hash, N'i.[is_deleted]', N'CAST(1 AS BIT)'), N'i.[', N'g.[');
     DECLARE @sql NVARCHAR(MAX);
 
     -- one row per key, the latest change, hashed as the dimension stores it
@@ -115,55 +105,37 @@ BEGIN
         + N'WHEN change_at > current_from THEN change_at ELSE DATEADD(MICROSECOND, 1, current_from) END, '
         + N'''9999-12-31T00:00:00+00:00'', 1, 0, @run_id FROM #scd_cmp '
         + N'WHERE current_sk IS NULL OR (current_inferred = 0 AND current_hash <> row_hash); '
-        + N'SET @inserted = @@ROWCOUNT - @closed; '
-        + N'SET @deleted = 0; '
-        + N'IF @full_compare = 1 BEGIN '
-        -- hard deletes: current, not yet deleted, real keys the full extract no longer has (an inferred
-        -- member never was in it: it waits for its real row)
-        + N'SELECT d.* INTO #scd_gone FROM ' + @table + N' AS d WHERE d.is_current = 1 AND d.is_deleted = 0 '
-        + N'AND d.is_inferred = 0 '
-        + N'AND d.' + @sk + N' <> -1 AND NOT EXISTS (SELECT 1 FROM #scd_in AS i WHERE ' + @key_match + N') '
-        -- nor a key whose row was quarantined this run (the caller lists them in #pmw_kept_keys)
-        + CASE WHEN OBJECT_ID(N'tempdb..#pmw_kept_keys') IS NOT NULL
-            THEN N'AND NOT EXISTS (SELECT 1 FROM #pmw_kept_keys AS k WHERE k.key_text = ' + @kept_key_text + N') '
-            ELSE N'' END
-        + N'; '
-        -- circuit breaker: an extract suddenly empty or mostly missing must not close the dimension
-        + N'DECLARE @gone BIGINT = @@ROWCOUNT, @live BIGINT, @message NVARCHAR(2000); '
-        + N'IF @gone > 0 AND @max_delete_share < 1 BEGIN '
-        + N'SELECT @live = COUNT_BIG(*) FROM ' + @table + N' WHERE is_current = 1 AND is_deleted = 0 '
-        + N'AND is_inferred = 0 AND ' + @sk + N' <> -1; '
-        + N'IF (@live >= 10 OR @gone = @live) AND @gone > @max_delete_share * @live BEGIN '
-        + N'SET @message = CONCAT(N''circuit breaker: ' + @table + N' would close '', @gone, N'' of its '', @live, '
-        + N'N'' live rows as deleted at the source, more than the limit of '', @max_delete_share * 100, '
-        + N'N'' %; nothing was written. Check the source table; if it really lost those rows, rerun with '
-        + N'pmw run --force-deletes (flow parameter force_deletes); the limit is PMW_MAX_DELETE_SHARE.''); '
-        + N'THROW 50030, @message, 1; END; END; '
-        + N'UPDATE d SET valid_to = CASE WHEN @as_of > g.valid_from THEN @as_of '
-        + N'ELSE DATEADD(MICROSECOND, 1, g.valid_from) END, is_current = 0 FROM ' + @table + N' AS d '
-        + N'INNER JOIN #scd_gone AS g ON d.' + @sk + N' = g.' + @sk + N'; '
-        + N'SET @closed = @closed + @@ROWCOUNT; '
-        + N'INSERT INTO ' + @table + N' (' + @key_list + N', ' + @columns
-        + N', row_hash, valid_from, valid_to, is_current, is_inferred, run_id) SELECT ' + @gone_keys + N', '
-        + @gone_columns + N', ' + @gone_hash + N', CASE WHEN @as_of > g.valid_from THEN @as_of '
-        + N'ELSE DATEADD(MICROSECOND, 1, g.valid_from) END, ''9999-12-31T00:00:00+00:00'', 1, 0, @run_id '
-        + N'FROM #scd_gone AS g; '
-        + N'SET @deleted = @@ROWCOUNT; '
-        + N'END;';
+        + N'SET @inserted = @@ROWCOUNT - @closed;';
 
     EXEC sp_executesql
         @sql,
-        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @full_compare BIT, @max_delete_share DECIMAL(9, 6), '
-        + N'@inserted BIGINT OUTPUT, '
-        + N'@updated BIGINT OUTPUT, @closed BIGINT OUTPUT, @deleted BIGINT OUTPUT',
+        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @inserted BIGINT OUTPUT, @updated BIGINT OUTPUT, '
+        + N'@closed BIGINT OUTPUT',
         @as_of = @as_of,
         @run_id = @run_id,
-        @full_compare = @full_compare,
-        @max_delete_share = @max_delete_share,
         @inserted = @rows_inserted OUTPUT,
         @updated = @count OUTPUT,
-        @closed = @rows_closed OUTPUT,
-        @deleted = @rows_deleted OUTPUT;
+        @closed = @rows_closed OUTPUT;
+
+    SET @rows_deleted = 0;
+    IF @full_compare = 1
+    BEGIN
+        -- hard deletes: a current key the full extract no longer has (an inferred member never was in it,
+        -- nor is a key quarantined this run); close_vanished_keys also holds the circuit breaker
+        EXEC warehouse.close_vanished_keys
+            @p_dimension = @dimension,
+            @p_key_columns = @key_columns,
+            @p_present = N'#incoming',
+            @p_present_columns = @key_columns,
+            @p_max_delete_share = @max_delete_share,
+            @p_min_rows = @min_rows,
+            @p_as_of = @as_of,
+            @p_run_id = @run_id,
+            @p_report = 0,
+            @rows_closed = @gone_closed OUTPUT,
+            @rows_deleted = @rows_deleted OUTPUT;
+        SET @rows_closed = @rows_closed + @gone_closed;
+    END;
 
     SET @rows_updated = @count;
 END

@@ -25,7 +25,8 @@
 --             incoming holds the whole source; p_as_of: the run's as-of instant; p_run_id.
 --             rows_inserted (new keys), rows_updated (new versions of changed keys, completed
 --             inferred members), rows_closed (versions closed), rows_deleted (deleted versions).
--- Reads:      pg_temp.incoming, dim.<p_dimension>. Writes: dim.<p_dimension>.
+-- Reads:      pg_temp.incoming, dim.<p_dimension>, the settings pmw.max_delete_share and
+--             pmw.max_delete_share_min_rows. Writes: dim.<p_dimension>.
 CREATE OR REPLACE PROCEDURE warehouse.merge_scd2(
     p_dimension text,
     p_key_columns text[],
@@ -56,8 +57,6 @@ DECLARE
     v_columns text;
     v_hash text;
     v_set text;
-    v_tombstone_columns text;
-    v_tombstone_hash text;
     v_incoming_rows bigint;
     v_dimension_rows real;
     v_current_join text;
@@ -68,7 +67,10 @@ DECLARE
     v_position integer;
     -- the circuit breaker's limit, set for the transaction by the flow (NULL when called by hand: none)
     v_max_delete_share numeric := NULLIF(current_setting('pmw.max_delete_share', true), '')::numeric;
-    v_live bigint;
+    -- the live rows from which the share applies (below: only losing all of them trips it); default 20
+    v_min_rows bigint := COALESCE(NULLIF(current_setting('pmw.max_delete_share_min_rows', true), '')::bigint, 20);
+    v_gone_closed bigint := 0;
+    v_gone_deleted bigint := 0;
 BEGIN
     SELECT array_agg(a.attname::text ORDER BY a.attnum)
     INTO v_attributes
@@ -89,14 +91,11 @@ BEGIN
     SELECT
         string_agg(quote_ident(a), ', '),
         format('hash_record_extended(ROW(%s), 0)', string_agg('i.' || quote_ident(a), ', ')),
-        string_agg(format('%1$I = i.%1$I', a), ', '),
-        string_agg(CASE WHEN a = 'is_deleted' THEN 'TRUE' ELSE 'g.' || quote_ident(a) END, ', '),
-        format('hash_record_extended(ROW(%s), 0)',
-            string_agg(CASE WHEN a = 'is_deleted' THEN 'TRUE' ELSE 'g.' || quote_ident(a) END, ', '))
-    INTO v_columns, v_hash, v_set, v_tombstone_columns, v_tombstone_hash
+        string_agg(format('%1$I = i.%1$I', a), ', ')
+    INTO v_columns, v_hash, v_set
     FROM unnest(v_attributes) AS a;
 
-    DROP TABLE IF EXISTS pg_temp.scd_in, pg_temp.scd_cmp, pg_temp.scd_gone;
+    DROP TABLE IF EXISTS pg_temp.scd_in, pg_temp.scd_cmp;
     SELECT count(*) INTO v_incoming_rows FROM pg_temp.incoming;  -- cheaper than ANALYZE on every call
 
     -- an empty dimension (only its unknown member): every key is new, one INSERT. A repeated key
@@ -210,53 +209,14 @@ BEGIN
     END IF;
 
     IF p_full_compare THEN
-        -- hard deletes: current, not yet deleted, real keys that the full extract no longer has; an
-        -- inferred member never was in it, so it waits for its real row instead; nor is a key whose row
-        -- was quarantined this run (the caller lists them in pg_temp.pmw_kept_keys as 'k1|k2'): the source
-        -- still has it, so its current version stays as it is
-        EXECUTE format(
-            'CREATE TEMP TABLE scd_gone ON COMMIT DROP AS '
-            'SELECT d.* FROM %1$s AS d WHERE d.is_current AND NOT d.is_deleted AND NOT d.is_inferred '
-            'AND d.%2$s <> -1 AND NOT EXISTS (SELECT 1 FROM %4$s AS i WHERE %3$s)%5$s',
-            v_table, v_sk, v_key_match, v_source,
-            CASE WHEN to_regclass('pg_temp.pmw_kept_keys') IS NOT NULL THEN format(
-                ' AND NOT EXISTS (SELECT 1 FROM pg_temp.pmw_kept_keys AS k WHERE k.key_text = concat_ws(''|'', %s))',
-                (SELECT string_agg('d.' || quote_ident(k), ', ') FROM unnest(p_key_columns) AS k)
-            ) ELSE '' END
+        -- hard deletes: a current key the full extract no longer has (warehouse.close_vanished_keys, which
+        -- also keeps inferred members and keys quarantined this run, and holds the circuit breaker)
+        CALL warehouse.close_vanished_keys(
+            p_dimension, array_to_string(p_key_columns, ','), 'pg_temp.incoming', array_to_string(p_key_columns, ','),
+            NULL, v_max_delete_share, v_min_rows, p_as_of, p_run_id, v_gone_closed, v_gone_deleted
         );
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        -- circuit breaker: an extract suddenly empty or mostly missing must not close the dimension
-        IF v_count > 0 AND v_max_delete_share < 1 THEN
-            EXECUTE format(
-                'SELECT count(*) FROM %1$s WHERE is_current AND NOT is_deleted AND NOT is_inferred AND %2$s <> -1',
-                v_table, v_sk
-            ) INTO v_live;
-            -- a small dimension may lose a few rows, but not all of them
-            IF (v_live >= 10 OR v_count = v_live) AND v_count > v_max_delete_share * v_live THEN
-                RAISE EXCEPTION 'circuit breaker: dim.% would close % of its % live rows (% %%) as deleted at the '
-                    'source, more than the limit of % %%; nothing was written',
-                    p_dimension, v_count, v_live, round(100.0 * v_count / v_live, 1), round(100 * v_max_delete_share, 1)
-                    USING HINT = 'Check the source table. If it really lost those rows, rerun with '
-                        '`pmw run --force-deletes` (flow parameter force_deletes); the limit is PMW_MAX_DELETE_SHARE.';
-            END IF;
-        END IF;
-        EXECUTE format(
-            'UPDATE %1$s AS d SET valid_to = GREATEST($1, g.valid_from + interval ''1 microsecond''), '
-            'is_current = FALSE FROM pg_temp.scd_gone AS g WHERE d.%2$s = g.%2$s',
-            v_table, v_sk
-        ) USING p_as_of;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        rows_closed := rows_closed + v_count;
-        EXECUTE format(
-            'INSERT INTO %1$s (%2$s, %3$s, row_hash, valid_from, valid_to, is_current, is_inferred, run_id) '
-            'SELECT %4$s, %5$s, %6$s, GREATEST($1, g.valid_from + interval ''1 microsecond''), '
-            '''9999-12-31 00:00:00+00'', TRUE, FALSE, $2 FROM pg_temp.scd_gone AS g',
-            v_table, v_keys, v_columns,
-            (SELECT string_agg('g.' || quote_ident(k), ', ') FROM unnest(p_key_columns) AS k),
-            v_tombstone_columns, v_tombstone_hash
-        ) USING p_as_of, p_run_id;
-        GET DIAGNOSTICS v_count = ROW_COUNT;
-        rows_deleted := v_count;
+        rows_closed := rows_closed + v_gone_closed;
+        rows_deleted := v_gone_deleted;
     END IF;
 END;
 $$;
