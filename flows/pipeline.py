@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract, loaded_rows, quality, retention, roles, table_counts, validation
+from flows import database, extract, loaded_rows, quality, retention, roles, source_schema, table_counts, validation
 from flows.facts import FACT_LOADS
+from flows.key_sets import close_vanished, stage_key_set
 from flows.run_log import RunLog, StepCounts
 from flows.settings import Settings
 from flows.sources import SOURCES, SOURCES_BY_NAME, SourceObject
@@ -118,7 +119,8 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
     log = ctx.run_log
     with log.step(run_id, pull_step(source)) as counts:
         windows = plan_windows(ctx, source, log.watermarks(), as_of, full_refresh)
-        validation.check_source_columns(ctx.source, source)  # schema drift: stop before anything is written
+        # schema drift (a missing column, a changed type family): stop before anything is written
+        source_schema.check_source_columns(ctx.source, ctx.warehouse, source)
         loaded_rows.remember_loaded(ctx.warehouse, source, windows)  # before the last run's rows are emptied
         emptied = extract.clear_staging(ctx.warehouse, source)
         if emptied:  # the row counters do not see a TRUNCATE
@@ -132,6 +134,7 @@ def pull_source(ctx: Context, source_name: str, run_id: int, as_of: datetime, fu
             misfits += quarantined
             log.record_window(run_id, window, rows, newest)
             counts.rows_read += rows
+        stage_key_set(ctx, source, run_id, counts)  # after the delta: flows/key_sets.py says why
         # rejected rows leave staging for ctl.quarantine
         counts.meanings["quarantined"] = validation.quarantine_staged(
             ctx.warehouse, source, run_id, as_of, ctx.settings.source_timezone, ctx.settings.quarantine_max_share,
@@ -160,9 +163,11 @@ def load_dimension(
         database.set_transaction_setting(
             conn, "pmw.max_delete_share", 1.0 if force_deletes else ctx.settings.max_delete_share
         )
+        database.set_transaction_setting(conn, "pmw.max_delete_share_min_rows", ctx.settings.max_delete_share_min_rows)
         kept = validation.keep_quarantined_keys(conn, source, run_id)  # quarantined is not deleted
         reported = database.call_procedure(conn, source.procedure, {"p_run_id": run_id, "p_as_of": as_of})
         counts.meanings.update(scd2_meanings(reported))
+        close_vanished(conn, ctx.settings, source, run_id, as_of, force_deletes, counts.meanings)
         if kept:
             validation.drop_kept_keys(conn)
         loaded_rows.mark_loaded(conn, source, run_id)  # the next pull may now compare with these rows

@@ -11,6 +11,7 @@ Names are the real SQL Server names (source-contract.md); a site with other name
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 Strategy = Literal["cursor", "full_compare"]
@@ -24,6 +25,16 @@ class Partition:
 
     value: str
     time_semantics: TimeSemantics
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a numeric column may hold (business-rules.md, Domains); a staged row outside is quarantined
+    with the column and value named. NaN and infinities are refused in every numeric column, declared or not."""
+
+    column: str
+    minimum: Decimal | None = Decimal(0)  # None: no lower bound
+    maximum: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,10 @@ class SourceObject:
     # future), and (earlier, later) pairs that cannot be the other way round
     past_instants: tuple[str, ...] = ()
     ordered_instants: tuple[tuple[str, str], ...] = ()
+    # the dimension's names for business_key, in the same order, where they differ (key-set reconciliation
+    # matches the source's keys with the dimension's: flows/key_sets.py)
+    dimension_key: tuple[str, ...] = ()
+    domains: tuple[Domain, ...] = ()  # numeric columns' allowed values (flows/domains.py)
 
     @property
     def staging_table(self) -> str:
@@ -96,6 +111,7 @@ SOURCES: tuple[SourceObject, ...] = (
         columns=("project_id", "project_name", "client_id", "type_id", "status", "priority", "start_date", "end_date",
                  "area_hectares", "city", "state", "contract_value", "agreed_fee", "created_at", "updated_at"),
         strategy="full_compare",  # updated_at is NULL on insert and only sometimes maintained
+        domains=(Domain("contract_value"), Domain("agreed_fee")),  # money: never negative
     ),
     SourceObject(
         name="services",
@@ -107,6 +123,9 @@ SOURCES: tuple[SourceObject, ...] = (
                  "unit_rate", "lump_sum_fee", "agreed_fee", "status", "progress_pct", "claimed_to_date",
                  "assigned_user_id", "created_at", "updated_at"),
         strategy="full_compare",  # updated_at is not maintained
+        # fees, the rate a fee is computed from and claims are never negative; progress is a percentage
+        domains=(Domain("unit_rate"), Domain("lump_sum_fee"), Domain("agreed_fee"), Domain("claimed_to_date"),
+                 Domain("progress_pct", maximum=Decimal(100))),
     ),
     SourceObject(
         name="reviews",
@@ -166,6 +185,7 @@ SOURCES: tuple[SourceObject, ...] = (
         partitions=(Partition("ACC", "utc"), Partition("Revizto", "local")),
         past_instants=("created_at", "closed_at", "deleted_at"),
         ordered_instants=(("created_at", "closed_at"), ("created_at", "deleted_at")),
+        dimension_key=("source_system", "source_project_id", "source_issue_id"),
     ),
     SourceObject(
         name="processed_issues",
@@ -180,6 +200,7 @@ SOURCES: tuple[SourceObject, ...] = (
         strategy="cursor",
         cursor_column="processed_at",
         time_semantics="local",
+        dimension_key=("source_system", "source_issue_id"),
     ),
 )  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""Bad input: the source's shape is checked before a pull, and staged rows that cannot be loaded are
-moved to ``ctl.quarantine`` (reason, run id, the row as JSON) before any procedure sees them.
+"""Bad input: staged rows that cannot be loaded are moved to ``ctl.quarantine`` (reason, run id, the row as
+JSON) before any procedure sees them. (The source's shape is checked before the pull: flows/source_schema.py.)
 
 A value that does not fit its staging (and warehouse) column cannot be staged at all: text longer than the
 column, a number beyond its precision (10^20 in a numeric(18, 2)) or an integer beyond its type's range. When
@@ -16,7 +16,9 @@ Rules, set-based over the staging table (one scan counts every rule; rows move o
 * a date or instant outside 1900-2199 (year 1 and 9999 are sentinels, not dates);
 * an instant the source declares as past (``past_instants``) later than the source's own clock at the
   run's as-of, plus an hour;
-* a declared pair out of order (``ordered_instants``: closed before created, say).
+* a declared pair out of order (``ordered_instants``: closed before created, say), compared as instants:
+  local times in a daylight-saving change are first resolved by the rule of flows/local_times.py;
+* NaN or an infinity in a numeric column, a value outside its declared domain (flows/domains.py).
 
 The run goes on without the quarantined rows unless they exceed ``PMW_QUARANTINE_MAX_SHARE`` of the
 extract: then the pull fails (the quarantined rows stay recorded for inspection, nothing is loaded, no
@@ -36,23 +38,20 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import extract
+from flows import extract, local_times
+from flows.domains import NUMERIC_TYPES, Rule, domain_rules
 from flows.errors import SourceError
 from flows.extract import ExtractWindow
 from flows.sources import SourceObject
 
 EARLIEST, LATEST = "1900-01-01", "2200-01-01"
 CLOCK_SLACK = timedelta(hours=1)
-DATE_TYPES = ("date", "timestamp without time zone", "timestamp with time zone", "datetime", "datetime2",
-              "datetimeoffset", "smalldatetime")  # fmt: skip
+LOCAL_TIMESTAMP_TYPES = ("timestamp without time zone", "datetime", "datetime2", "smalldatetime")
+DATE_TYPES = ("date", "timestamp with time zone", "datetimeoffset", *LOCAL_TIMESTAMP_TYPES)
 TEXT_TYPES = ("character varying", "character", "varchar", "char", "nvarchar", "nchar")
 INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "int": (-(2**31), 2**31 - 1),
                   "bigint": (-(2**63), 2**63 - 1), "tinyint": (0, 255)}  # fmt: skip
 HALF = Decimal("0.5")
-
-
-class SourceSchemaDrift(SourceError):
-    """A declared source column is missing from the source object."""
 
 
 class QuarantineThresholdExceeded(SourceError):
@@ -92,42 +91,6 @@ class ValueDoesNotFit(SourceError):
         )
 
 
-def check_source_columns(source_engine: Engine, source: SourceObject) -> None:
-    """Every column the extraction reads exists in the source object, or SourceSchemaDrift names the missing.
-
-    The usual case costs one empty SELECT of the declared columns; the catalog is read only when it fails.
-    """
-    with extract.source_connection(source_engine) as conn:  # unreachable: SourceUnavailable
-        try:
-            table = sa.table(source.source_table, *(sa.column(c) for c in source.columns), schema=source.source_schema)
-            conn.execute(sa.select(*table.c).where(sa.false()))
-            return
-        except sa.exc.DBAPIError:
-            conn.rollback()
-        present = {
-            name.lower()
-            for name in conn.execute(
-                sa.text("SELECT column_name FROM information_schema.columns "
-                        "WHERE table_schema = :schema AND table_name = :table"),
-                {"schema": source.source_schema, "table": source.source_table},
-            ).scalars()
-        }  # fmt: skip
-    qualified = f"{source.source_schema}.{source.source_table}"
-    if not present:
-        raise SourceSchemaDrift(
-            f"the source object {qualified} does not exist (or this login cannot see it); the extraction of "
-            f"{source.name!r} reads it. Restore it, grant access, or map its new name in flows/sources.py; "
-            "nothing was staged or loaded."
-        )
-    missing = [name for name in source.columns if name.lower() not in present]
-    if missing:
-        raise SourceSchemaDrift(
-            f"the source object {qualified} has no column {', '.join(missing)} (removed or renamed?); the "
-            f"extraction of {source.name!r} reads {', '.join(source.columns)}. Restore the column or map its new "
-            "name in flows/sources.py (and the staging table); nothing was staged or loaded."
-        )
-
-
 @dataclass(frozen=True)
 class ColumnLimit:
     """What one staging column can hold: at most ``max_length`` characters, or a number strictly between ``low``
@@ -152,6 +115,8 @@ class ColumnLimit:
         """Why ``value``, which does not fit, was quarantined."""
         if self.max_length is not None:
             return f"{self.column} longer than {self.max_length} characters ({len(str(value))})"
+        if isinstance(value, Decimal | float) and not Decimal(value).is_finite():  # as flows/domains.py says it
+            return f"{self.column} {value} is not a number (NaN and infinities never are)"
         return f"{self.column} {value} does not fit {self.type_name} ({self.allowed})"
 
 
@@ -272,9 +237,9 @@ def pull_fitting(
     return rows, newest, quarantined
 
 
-def _rules(source: SourceObject, date_columns: list[str], dialect: str) -> list[tuple[str, str]]:
-    """(reason, SQL predicate over staging alias s) for this source."""
-    rules = [("business key is NULL", " OR ".join(f"s.{k} IS NULL" for k in source.business_key))]
+def _rules(source: SourceObject, columns: dict[str, str], dialect: str) -> list[Rule]:
+    """The quarantine rules of this source, whose staging table's {column: catalog type} is ``columns``."""
+    rules = [Rule("business key is NULL", " OR ".join(f"s.{k} IS NULL" for k in source.business_key))]
     if source.strategy == "full_compare":
         if len(source.business_key) == 1:  # a hashed list of the repeated keys
             key = source.business_key[0]
@@ -285,16 +250,17 @@ def _rules(source: SourceObject, date_columns: list[str], dialect: str) -> list[
             repeated = (
                 f"(SELECT count(*) FROM stg.{source.staging_table} AS o WHERE o.run_id = s.run_id AND {keys}) > 1"
             )
-        rules.append(("business key repeated in one extract", repeated))
-    for column in date_columns:
-        rules.append((f"{column} outside {EARLIEST[:4]}-{int(LATEST[:4]) - 1}",
-                      f"(s.{column} < '{EARLIEST}' OR s.{column} >= '{LATEST}')"))  # fmt: skip
+        rules.append(Rule("business key repeated in one extract", repeated))
+    for column in (name for name, data_type in columns.items() if data_type in DATE_TYPES):
+        rules.append(Rule(f"{column} outside {EARLIEST[:4]}-{int(LATEST[:4]) - 1}",
+                          f"(s.{column} < '{EARLIEST}' OR s.{column} >= '{LATEST}')"))  # fmt: skip
     for column in source.past_instants:
-        rules.append((f"{column} in the future",
-                      f"s.{column} > CASE WHEN s.time_zone = 'UTC' THEN :utc_limit ELSE :local_limit END"))  # fmt: skip
-    for earlier, later in source.ordered_instants:
-        rules.append((f"{later} before {earlier}", f"s.{later} < s.{earlier}"))
-    return rules
+        limit = "CASE WHEN s.time_zone = 'UTC' THEN :utc_limit ELSE :local_limit END"
+        rules.append(Rule(f"{column} in the future", f"s.{column} > {limit}"))
+    for earlier, later in source.ordered_instants:  # instants: see local_times for the rows that needed a rule
+        rules.append(Rule(f"{later} before {earlier}", f"s.{later} < s.{earlier}"))
+    numeric = [name for name, data_type in columns.items() if data_type in NUMERIC_TYPES]
+    return rules + domain_rules(source, numeric, dialect)
 
 
 def keep_quarantined_keys(conn: sa.Connection, source: SourceObject, run_id: int) -> bool:
@@ -352,36 +318,41 @@ def quarantine_staged(
     }
     with warehouse.begin() as conn:
         dialect = conn.dialect.name
-        date_columns = [
-            name for name, data_type in conn.execute(
+        columns = {
+            name: data_type.lower() for name, data_type in conn.execute(
                 sa.text("SELECT column_name, data_type FROM information_schema.columns "
                         "WHERE table_schema = 'stg' AND table_name = :t ORDER BY ordinal_position"),
                 {"t": source.staging_table},
-            ) if data_type.lower() in DATE_TYPES and name in source.columns
-        ]  # fmt: skip
-        rules = _rules(source, date_columns, dialect)
+            ) if name in source.columns
+        }  # fmt: skip
+        local = [name for name, data_type in columns.items() if data_type in LOCAL_TIMESTAMP_TYPES]
+        key = _key_text(source, dialect)
+        # before the rules: they compare instants, and the loaders must store the instants the rule chose
+        local_times.resolve_local_times(conn, source, local, run_id, source_timezone, key)
+        rules = _rules(source, columns, dialect)
         staged = f"stg.{source.staging_table} AS s WHERE s.run_id = :run_id"
         params = {"run_id": run_id, **limits}
-        counts = ", ".join(f"SUM(CASE WHEN {predicate} THEN 1 ELSE 0 END)" for _, predicate in rules)
+        counts = ", ".join(f"SUM(CASE WHEN {rule.predicate} THEN 1 ELSE 0 END)" for rule in rules)
         found = conn.execute(sa.text(f"SELECT count(*), {counts} FROM {staged}"), params).one()
         total, matches = int(found[0]), [int(n or 0) for n in found[1:]]
         if not any(matches):
             _check_share(source, run_id, rejected_before, total + rejected_before, max_share)
             return rejected_before
-        for (reason, predicate), matched in zip(rules, matches, strict=True):
+        for rule, matched in zip(rules, matches, strict=True):
             if matched:
                 conn.execute(sa.text(
                     "INSERT INTO ctl.quarantine (run_id, source_object, business_key, reason, row_data, "
-                    f"quarantined_at) SELECT :run_id, :source, {_key_text(source, dialect)}, :reason, "
-                    f"{_json_of_row(dialect)}, CURRENT_TIMESTAMP FROM {staged} AND ({predicate})"
-                ), {**params, "source": source.name, "reason": reason})  # fmt: skip
-        any_rule = " OR ".join(f"({predicate})" for _, predicate in rules)
+                    f"quarantined_at) SELECT :run_id, :source, {key}, {rule.reason_sql or ':reason'}, "
+                    f"{_json_of_row(dialect)}, CURRENT_TIMESTAMP FROM {staged} AND ({rule.predicate})"
+                ), {**params, "source": source.name, "reason": rule.reason})  # fmt: skip
+        any_rule = " OR ".join(f"({rule.predicate})" for rule in rules)
         moved = conn.execute(
             sa.text(f"DELETE FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})")
             if dialect == "postgresql" else
             sa.text(f"DELETE s FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})"),
             params,
         ).rowcount  # fmt: skip
+        local_times.forget_quarantined(conn, source, run_id)
     moved = int(moved) + rejected_before
     _check_share(source, run_id, moved, total + rejected_before, max_share)
     return moved
