@@ -110,8 +110,21 @@ def seeded_template(admin_url: URL, prefix: str, anchor: datetime) -> Iterator[U
 
 
 @contextmanager
+def loaded_template(admin_url: URL, prefix: str, as_of: datetime) -> Iterator[URL]:
+    """A seeded template (``seeded_template``) after one successful run of the flow at ``as_of``, to clone."""
+    from flows.warehouse_flow import RunParameters, warehouse
+
+    with seeded_template(admin_url, prefix, as_of) as url:
+        with warehouse_at(url):
+            assert warehouse(RunParameters(as_of=as_of))["status"] == "success"
+        dispose_flow_engines()
+        yield url
+
+
+@contextmanager
 def cloned(admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
-    """A fresh copy of ``template`` that the settings point the warehouse at, dropped after."""
+    """A fresh copy of ``template`` that the settings point the warehouse at, dropped after (with the flow's
+    pooled sessions on it closed first)."""
     url = clone_database(admin_url, template)
     monkeypatch.setenv("PMW_WAREHOUSE_URL", url.render_as_string(hide_password=False))
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -119,7 +132,21 @@ def cloned(admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> It
         yield engine
     finally:
         engine.dispose()
+        dispose_flow_engines()
         drop_database(admin_url, url)
+
+
+def dispose_flow_engines() -> None:
+    """The flow's pooled engines keep sessions open: a database must have none to be cloned or dropped."""
+    for pooled in database._ENGINES.values():
+        pooled.dispose()
+    database._ENGINES.clear()
+
+
+def execute(engine: sa.Engine, sql: str, **params: object) -> None:
+    """Run one statement of a test's own in a transaction of its own."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
 
 
 def drop_database(admin_url: URL, url: URL) -> None:

@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from conftest import cloned, seeded_template
 from sqlalchemy.engine import URL
 
-from flows import database
 from flows.domains import NUMERIC_TYPES, check_declarations, domain_rules
 from flows.source_schema import column_types
 from flows.sources import SOURCES
@@ -34,9 +33,6 @@ def seeded(server_admin_url: URL) -> Iterator[URL]:
 def clone(server_admin_url: URL, seeded: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     with cloned(server_admin_url, seeded, monkeypatch) as engine:
         yield engine
-    for pooled in database._ENGINES.values():  # the flow's sessions: a database must have none to be dropped
-        pooled.dispose()
-    database._ENGINES.clear()
 
 
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:

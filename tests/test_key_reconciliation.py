@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import cloned, seeded_template, warehouse_at
+from conftest import cloned, execute, loaded_template
 from sqlalchemy.engine import URL
 
-from flows import database
 from flows.sources import SOURCES
 from flows.warehouse_flow import RunParameters, warehouse
 
@@ -28,19 +27,10 @@ FIRST_REVIZTO_ISSUE = sa.text("SELECT revizto_project_id::text AS p, revizto_iss
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
-def _dispose_flow_engines() -> None:
-    for engine in database._ENGINES.values():
-        engine.dispose()
-    database._ENGINES.clear()
-
-
 @pytest.fixture(scope="module")
 def loaded(server_admin_url: URL) -> Iterator[URL]:
     """A warehouse after one successful run at AS_OF over the seeded demo source, to clone."""
-    with seeded_template(server_admin_url, "pmw_keys_template", AS_OF) as url:
-        with warehouse_at(url):
-            assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
-        _dispose_flow_engines()
+    with loaded_template(server_admin_url, "pmw_keys_template", AS_OF) as url:
         yield url
 
 
@@ -48,17 +38,11 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
 def clone(server_admin_url: URL, loaded: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     with cloned(server_admin_url, loaded, monkeypatch) as engine:
         yield engine
-    _dispose_flow_engines()
 
 
 def one(engine: sa.Engine, sql: str, **params: Any) -> Any:
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar()
-
-
-def execute(engine: sa.Engine, sql: str, **params: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
 
 
 def meaning(engine: sa.Engine, run_id: int, step: str, name: str) -> int | None:
@@ -131,8 +115,10 @@ def test_a_revizto_issue_removed_from_the_source_is_closed_as_deleted(clone: sa.
     assert result["status"] == "success"
     closed = current_issue(clone, "Revizto", gone.p, gone.i)
     assert closed is not None and closed.is_deleted and closed.valid_from == LATER
-    assert one(clone, "SELECT count(*) FROM dim.issue WHERE source_system = 'Revizto' AND source_issue_id = :i",
-               i=gone.i) == 2  # fmt: skip  (the live version, closed, and its deleted successor)
+    assert (
+        one(clone, "SELECT count(*) FROM dim.issue WHERE source_system = 'Revizto' AND source_issue_id = :i", i=gone.i)
+        == 2
+    )  # fmt: skip  (the live version, closed, and its deleted successor)
     assert meaning(clone, result["run_id"], "warehouse.load_dim_issue", "vanished_at_source") == 1
     snapshot, live = snapshot_and_live_source_issues(clone, LATER)
     assert snapshot == live
@@ -212,8 +198,11 @@ def clients_in_all(engine: sa.Engine, total: int) -> None:
 def test_six_deleted_clients_trip_the_breaker_only_from_20_live_rows(clone: sa.Engine, live: int, trips: bool) -> None:
     clients_in_all(clone, live)
     assert warehouse(RunParameters(as_of=AS_OF + timedelta(hours=1)))["status"] == "success"
-    execute(clone, "DELETE FROM dbo.clients WHERE client_id IN (SELECT client_id FROM dbo.clients "
-            "WHERE client_id > 1000 ORDER BY client_id LIMIT 6)")  # 6 of 19 (32 %) or of 20 (30 %): over 25 %
+    execute(
+        clone,
+        "DELETE FROM dbo.clients WHERE client_id IN (SELECT client_id FROM dbo.clients "
+        "WHERE client_id > 1000 ORDER BY client_id LIMIT 6)",
+    )  # 6 of 19 (32 %) or of 20 (30 %): over 25 %
     if trips:
         with pytest.raises(Exception, match=r"circuit breaker: dim\.client would close 6 of its 20 live rows"):
             warehouse(RunParameters(as_of=LATER))

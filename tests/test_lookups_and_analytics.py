@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import cloned, seeded_template
+from conftest import cloned, dispose_flow_engines, execute, seeded_template
 from sqlalchemy.engine import URL
 
-from flows import database, migrate, quality
+from flows import migrate, quality
 from flows.errors import QualityGateFailed
 from flows.warehouse_flow import RunParameters, warehouse
 
@@ -43,14 +43,6 @@ def template(server_admin_url: URL) -> Iterator[URL]:
 def source(server_admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     with cloned(server_admin_url, template, monkeypatch) as engine:
         yield engine
-    for pooled in database._ENGINES.values():  # the flow's engines keep sessions: a clone must have none
-        pooled.dispose()
-    database._ENGINES.clear()
-
-
-def execute(engine: sa.Engine, sql: str, **params: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
 
 
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[sa.Row[Any]]:
@@ -275,8 +267,7 @@ def test_each_snapshot_day_carries_the_analytics_in_effect_then(source: sa.Engin
 
     # the revision fills the columns of rows written before it exactly as the loader writes them
     stored = rows(source, "SELECT * FROM fact.issue_daily ORDER BY snapshot_date_key, issue_key")
-    for pooled in database._ENGINES.values():
-        pooled.dispose()
+    dispose_flow_engines()
     migrate.downgrade("0013")
     migrate.upgrade("head")
     assert rows(source, "SELECT * FROM fact.issue_daily ORDER BY snapshot_date_key, issue_key") == stored

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import cloned, seeded_template, warehouse_at
+from conftest import cloned, dispose_flow_engines, execute, seeded_template, warehouse_at
 from sqlalchemy.engine import URL
 
-from flows import database, quality, roles
+from flows import quality, roles
 from flows.warehouse_flow import RunParameters, warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -34,21 +34,9 @@ NO_PM_ISSUES = {
 ISSUE_MEASURES = ("issues_total", "issues_open", "issues_closed", "high_priority_open", "avg_resolution_days")
 
 
-def execute(engine: sa.Engine, sql: str, **params: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
-
-
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [r._asdict() for r in conn.execute(sa.text(sql), params)]
-
-
-def _dispose_flow_engines() -> None:
-    """The flow's pooled engines keep sessions open: a database must have none to be cloned or dropped."""
-    for engine in database._ENGINES.values():
-        engine.dispose()
-    database._ENGINES.clear()
 
 
 def _craft(engine: sa.Engine) -> None:
@@ -71,7 +59,7 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
         with warehouse_at(url):
             assert warehouse(RunParameters(as_of=NOV_1))["status"] == "success"
         engine.dispose()
-        _dispose_flow_engines()
+        dispose_flow_engines()
         yield url
 
 
@@ -79,7 +67,6 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
 def warehouse_db(server_admin_url: URL, loaded: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     with cloned(server_admin_url, loaded, monkeypatch) as engine:
         yield engine
-    _dispose_flow_engines()
 
 
 # the month's state day (its last day, or the published as-of date for the as-of month) and what the daily

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import cloned, seeded_template, warehouse_at
+from conftest import cloned, dispose_flow_engines, seeded_template, warehouse_at
 from sqlalchemy.engine import URL
 
-from flows import database, local_times, source_schema
+from flows import local_times, source_schema
 from flows.source_schema import FAMILIES, SourceSchemaDrift, compatible, family
 from flows.sources import SOURCES, SOURCES_BY_NAME
 from flows.warehouse_flow import RunParameters, warehouse
@@ -40,12 +40,6 @@ ISSUES = {
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def _dispose_flow_engines() -> None:
-    for engine in database._ENGINES.values():  # a database must have no session to be cloned or dropped
-        engine.dispose()
-    database._ENGINES.clear()
-
-
 @pytest.fixture(scope="module")
 def loaded(server_admin_url: URL) -> Iterator[URL]:
     """The demo source with the test's Revizto issues, after one successful run at AS_OF (read-only here)."""
@@ -62,7 +56,7 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
         engine.dispose()
         with warehouse_at(url):
             assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
-        _dispose_flow_engines()
+        dispose_flow_engines()
         yield url
 
 
@@ -77,7 +71,7 @@ def engine(loaded: URL) -> Iterator[sa.Engine]:
 def clone(server_admin_url: URL, loaded: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     with cloned(server_admin_url, loaded, monkeypatch) as engine:
         yield engine
-    _dispose_flow_engines()
+    dispose_flow_engines()
 
 
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
