@@ -125,8 +125,10 @@ def forget_deleted(conn: Connection, source: SourceObject, run_id: int) -> None:
     names = source.dimension_key or source.business_key
     listed = ", ".join(source.business_key)
     picked = ", ".join(f"d.{name}" for name in names)
-    closed = (f"SELECT {picked} FROM dim.{dimension} AS d "
-              "WHERE d.run_id = :r AND d.is_current AND d.is_deleted")  # fmt: skip
+    # '1' is true in both dialects (T-SQL takes no bare bit column as a condition)
+    closed = (
+        f"SELECT {picked} FROM dim.{dimension} AS d WHERE d.run_id = :r AND d.is_current = '1' AND d.is_deleted = '1'"
+    )
     if dialect == "postgresql":
         conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.pmw_forget"))
         conn.execute(sa.text(f"CREATE TEMP TABLE pmw_forget ON COMMIT DROP AS SELECT {listed} "
