@@ -71,7 +71,6 @@ def engine(loaded: URL) -> Iterator[sa.Engine]:
 def clone(server_admin_url: URL, loaded: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
     with cloned(server_admin_url, loaded, monkeypatch) as engine:
         yield engine
-    dispose_flow_engines()
 
 
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
