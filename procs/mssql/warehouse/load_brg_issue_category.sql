@@ -2,11 +2,14 @@
 -- Purpose:    the issue <-> category bridge (same rules as the PostgreSQL version): for each issue with text
 --             analytics, one row per role (discipline, primary, secondary) naming its current category and
 --             the category's current dim.issue_category version (-1 when unknown). The rows of issues whose
---             analytics changed since the last bridge run are replaced.
+--             analytics changed since the last bridge run are replaced, and so are those of issues with a
+--             version written since (a new key: an issue moved to another tracker project) and those
+--             pointing at a category version no longer current (a category renamed).
 -- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
 --             given by the run log; @p_as_of, @p_time_zone (unused; the common fact signature).
 -- Returns:    one row (rows_read, rows_inserted, rows_deleted) for the run log.
--- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category. Writes: brg.issue_category.
+-- Reads:      dim.issue_analytics, dim.issue, dim.issue_key, dim.issue_category, brg.issue_category.
+--             Writes: brg.issue_category.
 CREATE OR ALTER PROCEDURE warehouse.load_brg_issue_category
     @p_run_id BIGINT,
     @p_as_of DATETIMEOFFSET,
@@ -22,11 +25,33 @@ BEGIN
     DECLARE @rows_deleted BIGINT = 0;
     DECLARE @last_run BIGINT = @p_since_run_id;
 
+    -- the issues to derive again (all of them the first time): analytics changed, an issue version written
+    -- since (an issue moved to another tracker project is a new key with old analytics), or rows pointing
+    -- at a category version no longer current (a category renamed)
+    SELECT k.issue_key
+    INTO #changed_issue
+    FROM dim.issue_analytics AS a
+    INNER JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
+    WHERE a.is_current = 1 AND a.issue_analytics_sk <> -1 AND a.run_id > @last_run
+    UNION
+    SELECT k.issue_key
+    FROM dim.issue AS d
+    INNER JOIN dim.issue_key AS k
+        ON k.source_system = d.source_system AND k.source_project_id = d.source_project_id
+        AND k.source_issue_id = d.source_issue_id
+    WHERE d.issue_sk <> -1 AND d.run_id > @last_run
+    UNION
+    SELECT b.issue_key
+    FROM dim.issue_category AS c
+    INNER JOIN brg.issue_category AS b ON b.category_id = c.category_id
+    WHERE c.is_current = 1 AND c.run_id > @last_run AND b.issue_category_sk <> c.issue_category_sk;
+
     SELECT k.issue_key, a.is_deleted, a.discipline_category_id, a.primary_category_id, a.secondary_category_id
     INTO #bridge_issue
     FROM dim.issue_analytics AS a
     INNER JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
-    WHERE a.is_current = 1 AND a.issue_analytics_sk <> -1 AND (@last_run IS NULL OR a.run_id > @last_run);
+    WHERE a.is_current = 1 AND a.issue_analytics_sk <> -1
+        AND (@last_run IS NULL OR k.issue_key IN (SELECT c.issue_key FROM #changed_issue AS c));
 
     SELECT b.issue_key, CAST(r.category_role AS NVARCHAR(12)) AS category_role, r.category_id,
         COALESCE(cat.issue_category_sk, -1) AS issue_category_sk

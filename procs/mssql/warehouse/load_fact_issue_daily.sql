@@ -198,7 +198,9 @@ BEGIN
         LEFT JOIN dim.issue_analytics AS a
             ON a.source_system = i.source_system AND a.source_issue_id = i.source_issue_id
             AND a.valid_from <= d.at_instant AND a.valid_to > d.at_instant AND a.is_deleted = 0
-        WHERE i.is_deleted = 0 AND i.issue_sk <> -1
+        -- a deleted version alive before its deleted_at: an issue first seen deleted lived from its
+        -- created_at (the version's start) until then
+        WHERE (i.is_deleted = 0 OR i.deleted_at > d.at_instant) AND i.issue_sk <> -1
     ),
 
     computed AS (

@@ -1,8 +1,10 @@
 -- warehouse.load_fact_issue_event
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time
 --             (same rules as the PostgreSQL version): created, status_change, closed, reopened, deleted;
---             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at.
---             Raw statuses meet the current map trimmed and case-insensitively, once per distinct spelling.
+--             a first version already closed or deleted gives closed at closed_at / deleted at deleted_at
+--             (both when it is closed and deleted).
+--             Closed and reopened: both statuses of a change read with the map in effect at it (as first
+--             loaded for a change before that), trimmed and case-insensitively; a deleted issue is not reopened.
 --             Each event carries the PM project of the issue version it comes from (when that version has
 --             none, the project another version resolved; -1 when none did).
 --             The events of every issue with a version written after @p_since_run_id are derived
@@ -35,60 +37,83 @@ BEGIN
         AND k.source_issue_id = d.source_issue_id
     WHERE d.issue_sk <> -1 AND (@last_run IS NULL OR d.run_id > @last_run);
 
-    -- each spelling once: its trimmed, lower-case key meets the current map; of map rows that differ only by
-    -- case or spaces the first in code-point order wins (BIN2; then the shorter, since 'a' = 'a ' here), as
-    -- in the PostgreSQL version (collation "C"). SELECT INTO keeps the columns' collation, so the join below
-    -- matches a spelling exactly as DISTINCT grouped it.
-    SELECT ranked.source_system, ranked.raw_status, ranked.is_closed
-    INTO #status_of
+    -- each version in issue order, with the instant its statuses are read at: its start, or the status map's
+    -- first load for a start before it (the map as first loaded is the best knowledge of its past)
+    DECLARE @map_first DATETIMEOFFSET = (SELECT MIN(valid_from) FROM dim.status_map WHERE status_map_sk <> -1);
+    SELECT
+        e.issue_key,
+        v.issue_sk,
+        v.source_system,
+        v.project_id,
+        v.valid_from,
+        v.created_at,
+        v.closed_at,
+        v.deleted_at,
+        v.raw_status,
+        CAST(v.is_deleted AS INT) AS is_deleted,
+        ROW_NUMBER() OVER (PARTITION BY e.issue_key ORDER BY v.valid_from) AS version_no,
+        LAG(v.raw_status) OVER (PARTITION BY e.issue_key ORDER BY v.valid_from) AS previous_status,
+        LAG(CAST(v.is_deleted AS INT)) OVER (PARTITION BY e.issue_key ORDER BY v.valid_from) AS previous_deleted,
+        CASE WHEN v.valid_from < @map_first THEN @map_first ELSE v.valid_from END AS map_at
+    INTO #ordered
+    FROM #event_issue AS e
+    INNER JOIN dim.issue AS v
+        ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
+        AND v.source_issue_id = e.source_issue_id;
+
+    -- a status change is read with the map in effect when it happened, both its old and its new status (same
+    -- rule as the PostgreSQL version). Each spelling and instant once: its trimmed, lower-case key meets the
+    -- map rows in effect then; of map rows that differ only by case or spaces the first in code-point order
+    -- wins (BIN2; then the shorter, since 'a' = 'a ' here), as in the PostgreSQL version (collation "C").
+    -- SELECT INTO keeps the columns' collation, so the joins below match a spelling as UNION grouped it.
+    SELECT ranked.source_system, ranked.raw_status, ranked.map_at, ranked.is_closed
+    INTO #status_at
     FROM (
         SELECT
-            r.source_system,
-            r.raw_status,
+            l.source_system,
+            l.raw_status,
+            l.map_at,
             CAST(sm.is_closed AS INT) AS is_closed,
             ROW_NUMBER() OVER (
-                PARTITION BY r.source_system, r.raw_status
+                PARTITION BY l.source_system, l.raw_status, l.map_at
                 ORDER BY sm.raw_status COLLATE Latin1_General_BIN2, DATALENGTH(sm.raw_status)
             ) AS n
         FROM (
-            SELECT DISTINCT v.source_system, v.raw_status
-            FROM #event_issue AS e
-            INNER JOIN dim.issue AS v
-                ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
-                AND v.source_issue_id = e.source_issue_id
-            WHERE v.raw_status IS NOT NULL
-        ) AS r
+            SELECT source_system, raw_status, map_at FROM #ordered WHERE raw_status IS NOT NULL
+            UNION
+            SELECT source_system, previous_status, map_at FROM #ordered WHERE previous_status IS NOT NULL
+        ) AS l
         INNER JOIN dim.status_map AS sm
-            ON sm.source_system = r.source_system
-            AND LOWER(LTRIM(RTRIM(sm.raw_status))) = LOWER(LTRIM(RTRIM(r.raw_status)))
-            AND sm.is_current = 1 AND sm.is_deleted = 0 AND sm.status_map_sk <> -1
+            ON sm.source_system = l.source_system
+            AND LOWER(LTRIM(RTRIM(sm.raw_status))) = LOWER(LTRIM(RTRIM(l.raw_status)))
+            AND sm.valid_from <= l.map_at AND sm.valid_to > l.map_at AND sm.is_deleted = 0
+            AND sm.status_map_sk <> -1
     ) AS ranked
     WHERE ranked.n = 1;
 
     WITH versions AS (
         SELECT
-            e.issue_key,
-            v.issue_sk,
+            o.issue_key,
+            o.issue_sk,
             -- a version without a PM project takes the one another version resolved (the issue was
             -- always that project's; the warehouse learnt it later), else -1
-            COALESCE(v.project_id, MAX(v.project_id) OVER (PARTITION BY e.issue_key), -1) AS project_id,
-            v.valid_from,
-            v.created_at,
-            v.closed_at,
-            v.deleted_at,
-            v.raw_status,
-            CAST(v.is_deleted AS INT) AS is_deleted,
-            COALESCE(CAST(m.is_closed AS INT), 0) AS is_closed,
-            ROW_NUMBER() OVER (PARTITION BY e.issue_key ORDER BY v.valid_from) AS version_no,
-            LAG(v.raw_status) OVER (PARTITION BY e.issue_key ORDER BY v.valid_from) AS previous_status,
-            LAG(COALESCE(CAST(m.is_closed AS INT), 0)) OVER (PARTITION BY e.issue_key ORDER BY v.valid_from)
-                AS previous_closed,
-            LAG(CAST(v.is_deleted AS INT)) OVER (PARTITION BY e.issue_key ORDER BY v.valid_from) AS previous_deleted
-        FROM #event_issue AS e
-        INNER JOIN dim.issue AS v
-            ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
-            AND v.source_issue_id = e.source_issue_id
-        LEFT JOIN #status_of AS m ON m.source_system = v.source_system AND m.raw_status = v.raw_status
+            COALESCE(o.project_id, MAX(o.project_id) OVER (PARTITION BY o.issue_key), -1) AS project_id,
+            o.valid_from,
+            o.created_at,
+            o.closed_at,
+            o.deleted_at,
+            o.raw_status,
+            o.is_deleted,
+            COALESCE(m.is_closed, 0) AS is_closed,
+            o.version_no,
+            o.previous_status,
+            COALESCE(pm.is_closed, 0) AS previous_closed,
+            o.previous_deleted
+        FROM #ordered AS o
+        LEFT JOIN #status_at AS m
+            ON m.source_system = o.source_system AND m.raw_status = o.raw_status AND m.map_at = o.map_at
+        LEFT JOIN #status_at AS pm
+            ON pm.source_system = o.source_system AND pm.raw_status = o.previous_status AND pm.map_at = o.map_at
     ),
 
     events AS (
@@ -97,7 +122,8 @@ BEGIN
         FROM versions WHERE version_no = 1
         UNION ALL
         SELECT issue_key, issue_sk, project_id, N'closed', COALESCE(closed_at, valid_from), NULL, raw_status
-        FROM versions WHERE version_no = 1 AND is_closed = 1 AND is_deleted = 0
+        -- first seen closed: closed at closed_at, deleted or not (it was closed before it was deleted)
+        FROM versions WHERE version_no = 1 AND is_closed = 1
         UNION ALL
         SELECT issue_key, issue_sk, project_id, N'deleted', COALESCE(deleted_at, valid_from), NULL, raw_status
         FROM versions WHERE version_no = 1 AND is_deleted = 1

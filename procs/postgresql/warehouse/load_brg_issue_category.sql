@@ -5,11 +5,14 @@
 --             Analytics are matched to issues by (source system, tracker issue id): ProcessedIssues has no
 --             project (source-contract.md: an issue has at most one analytics row).
 --             Incremental: the rows of issues whose analytics changed after p_since_run_id are
---             replaced; a role whose category became NULL loses its row.
+--             replaced (a role whose category became NULL loses its row), and so are those of issues with
+--             a version written since (a new key: an issue moved to another tracker project keeps its
+--             analytics) and those pointing at a category version no longer current (a category renamed).
 -- Parameters: p_run_id; p_as_of, p_time_zone (unused; the common fact signature); p_since_run_id: the last
 --             run whose fact phase committed (NULL: never), given by the run log.
 --             rows_read (rows derived), rows_inserted, rows_deleted (INOUT, leave out): for the run log.
--- Reads:      dim.issue_analytics, dim.issue_key, dim.issue_category. Writes: brg.issue_category.
+-- Reads:      dim.issue_analytics, dim.issue, dim.issue_key, dim.issue_category, brg.issue_category.
+--             Writes: brg.issue_category.
 CREATE OR REPLACE PROCEDURE warehouse.load_brg_issue_category(
     p_run_id bigint,
     p_as_of timestamptz,
@@ -28,12 +31,35 @@ DECLARE
 BEGIN
 
     DROP TABLE IF EXISTS pg_temp.bridge_issue, pg_temp.bridge_new;
-    -- the issues whose analytics changed (deleted ones included: they lose their rows), with their keys
+    -- the issues to derive again (all of them the first time), with their keys: those whose analytics
+    -- changed (deleted ones included: they lose their rows); those with an issue version written since (an
+    -- issue moved to another tracker project is a new key, whose analytics are as old as the issue); and
+    -- those whose rows point at a category version that is no longer current (a category renamed)
     CREATE TEMP TABLE bridge_issue ON COMMIT DROP AS
+    WITH changed_issue AS (
+        SELECT k.issue_key
+        FROM dim.issue_analytics AS a
+        JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
+        WHERE a.is_current AND a.issue_analytics_sk <> -1 AND a.run_id > v_last_run
+        UNION
+        SELECT k.issue_key
+        FROM dim.issue AS d
+        JOIN dim.issue_key AS k
+            ON k.source_system = d.source_system AND k.source_project_id = d.source_project_id
+            AND k.source_issue_id = d.source_issue_id
+        WHERE d.issue_sk <> -1 AND d.run_id > v_last_run
+        UNION
+        SELECT b.issue_key
+        FROM dim.issue_category AS c
+        JOIN brg.issue_category AS b ON b.category_id = c.category_id
+        WHERE c.is_current AND c.run_id > v_last_run AND b.issue_category_sk <> c.issue_category_sk
+    )
+
     SELECT k.issue_key, a.is_deleted, a.discipline_category_id, a.primary_category_id, a.secondary_category_id
     FROM dim.issue_analytics AS a
     JOIN dim.issue_key AS k ON k.source_system = a.source_system AND k.source_issue_id = a.source_issue_id
-    WHERE a.is_current AND a.issue_analytics_sk <> -1 AND (v_last_run IS NULL OR a.run_id > v_last_run);
+    WHERE a.is_current AND a.issue_analytics_sk <> -1
+        AND (v_last_run IS NULL OR k.issue_key IN (SELECT c.issue_key FROM changed_issue AS c));
     ANALYZE pg_temp.bridge_issue;  -- a two-text-column join leaves the planner guessing its size
 
     CREATE TEMP TABLE bridge_new ON COMMIT DROP AS

@@ -3,13 +3,15 @@
 --             Identity is (source system, tracker project, tracker issue id): the issue number is
 --             per project. The PM project is taken by key (pm_project_id); only when that is NULL
 --             is the tracker's project name used, and only if it names exactly one current project
---             (project_resolution = 'name'); otherwise project_id stays NULL ('unresolved').
+--             (project_resolution = 'name'), and an issue so resolved keeps that project while its tracker
+--             project name stays the same (a PM project renamed later orphans none of its issues);
+--             otherwise project_id stays NULL ('unresolved').
 --             Timestamps are converted to UTC with each staged row's zone (ACC UTC, Revizto local).
 --             The source's deletion flag is a tracked column: a deleted issue gets a deleted version.
 -- Parameters: p_run_id: rows of stg.issues staged by this run are loaded; p_as_of: the run's as-of
 --             instant. rows_inserted, rows_updated, rows_closed, rows_deleted (INOUT, leave out):
 --             counts from warehouse.merge_scd2 for the run log.
--- Reads:      stg.issues, dim.project. Writes: dim.issue.
+-- Reads:      stg.issues, dim.project, dim.issue. Writes: dim.issue.
 CREATE OR REPLACE PROCEDURE warehouse.load_dim_issue(
     p_run_id bigint,
     p_as_of timestamptz,
@@ -51,12 +53,26 @@ BEGIN
     )
     SELECT
         s.source, s.source_project_id, s.source_issue_id, s.issue_id,
-        CASE WHEN s.pm_project_id IS NOT NULL THEN s.pm_project_id WHEN n.matches = 1 THEN n.project_id END,
-        CASE WHEN s.pm_project_id IS NOT NULL THEN 'key' WHEN n.matches = 1 THEN 'name' ELSE 'unresolved' END,
+        CASE
+            WHEN s.pm_project_id IS NOT NULL THEN s.pm_project_id
+            WHEN kept.project_id IS NOT NULL THEN kept.project_id
+            WHEN n.matches = 1 THEN n.project_id
+        END,
+        CASE
+            WHEN s.pm_project_id IS NOT NULL THEN 'key'
+            WHEN kept.project_id IS NOT NULL OR n.matches = 1 THEN 'name'
+            ELSE 'unresolved'
+        END,
         s.project_name, s.title, s.status, s.priority, s.assignee, s.author, s.created_utc, s.closed_utc,
         s.deleted_utc, s.is_deleted, s.updated_utc, s.created_utc
     FROM staged AS s
-    LEFT JOIN project_names AS n ON s.pm_project_id IS NULL AND n.project_name = s.project_name;
+    LEFT JOIN project_names AS n ON s.pm_project_id IS NULL AND n.project_name = s.project_name
+    -- once the name resolved the issue's project, the issue keeps it while its tracker project name stays:
+    -- a PM project renamed or given a namesake later re-versions and orphans none of its issues
+    LEFT JOIN dim.issue AS kept
+        ON s.pm_project_id IS NULL AND kept.source_system = s.source AND kept.source_project_id = s.source_project_id
+        AND kept.source_issue_id = s.source_issue_id AND kept.is_current
+        AND kept.project_resolution = 'name' AND kept.tracker_project_name = s.project_name;
 
     CALL warehouse.merge_scd2(
         'issue', ARRAY['source_system', 'source_project_id', 'source_issue_id'], FALSE, p_as_of, p_run_id, rows_inserted, rows_updated, rows_closed, rows_deleted

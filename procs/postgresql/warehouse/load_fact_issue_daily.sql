@@ -179,7 +179,10 @@ BEGIN
         JOIN dim.issue_key AS k
             ON k.source_system = v.source_system AND k.source_project_id = v.source_project_id
             AND k.source_issue_id = v.source_issue_id
-        WHERE v.valid_from <= v_at AND v.valid_to > v_at AND NOT v.is_deleted AND v.issue_sk <> -1
+        -- a deleted version alive before its deleted_at: an issue first seen deleted lived from its
+        -- created_at (the version's start) until then
+        WHERE v.valid_from <= v_at AND v.valid_to > v_at AND (NOT v.is_deleted OR v.deleted_at > v_at)
+            AND v.issue_sk <> -1
             AND (v_all_issues OR k.issue_key IN (SELECT issue_key FROM pg_temp.changed_issue));
         ANALYZE pg_temp.alive;
 

@@ -2,11 +2,14 @@
 -- Purpose:    issue activity events from dim.issue history, each timed from the source's change time:
 --             created (at created_at), status_change (the raw status, trimmed and lower-cased, differs from
 --             the previous version's: a new spelling of the same status is no change),
---             closed and reopened (the current status map's closed flag flips; an unmapped status is open;
---             raw statuses meet the map trimmed and case-insensitively, once per distinct spelling, with
---             the same rule for map rows that differ only by case or spaces as the daily snapshot),
+--             closed and reopened (the status map's closed flag flips with the status: both statuses are
+--             read with the map in effect at the change, or as first loaded for a change before that, so a
+--             later map change re-reads no history; an unmapped status is open; raw statuses meet the map
+--             trimmed and case-insensitively, with the same rule for map rows that differ only by case or
+--             spaces as the daily snapshot; a deleted issue is not reopened),
 --             deleted (the deletion flag is set). A first version that is already closed or deleted (an
---             issue first seen in that state) gives closed at closed_at / deleted at deleted_at.
+--             issue first seen in that state) gives closed at closed_at / deleted at deleted_at; one first
+--             seen closed and deleted gives both (it was closed before it was deleted).
 --             Each event carries the PM project of the issue version it comes from (when that version has
 --             none, the project another version resolved; -1 when none did), so the review <-> issue bridge
 --             finds a project's events in a date range by index.
@@ -56,15 +59,42 @@ BEGIN
             AND v.source_issue_id = e.source_issue_id
     ),
 
-    -- each spelling once: its trimmed, lower-case key meets the current map; of map rows that differ only
-    -- by case or spaces the first in code-point order wins (then the shorter), as in the daily snapshot
-    status_of AS (
-        SELECT DISTINCT ON (r.source_system, r.raw_status) r.source_system, r.raw_status, sm.is_closed
-        FROM (SELECT DISTINCT source_system, raw_status FROM issue_version WHERE raw_status IS NOT NULL) AS r
+    -- each version in issue order, with the instant its statuses are read at: its start, or the status map's
+    -- first load for a start before it (the map as first loaded is the best knowledge of its past)
+    ordered AS (
+        SELECT
+            v.issue_key, v.issue_sk, v.source_system, v.project_id, v.valid_from, v.created_at, v.closed_at,
+            v.deleted_at, v.raw_status, v.is_deleted,
+            row_number() OVER w AS version_no,
+            lag(v.raw_status) OVER w AS previous_status,
+            lag(v.is_deleted) OVER w AS previous_deleted,
+            GREATEST(v.valid_from, (
+                SELECT min(f.valid_from) FROM dim.status_map AS f WHERE f.status_map_sk <> -1
+            )) AS map_at
+        FROM issue_version AS v
+        WINDOW w AS (PARTITION BY v.issue_key ORDER BY v.valid_from)
+    ),
+
+    -- a status change is read with the map in effect when it happened, both its old and its new status, so
+    -- a later map change re-reads no history (the daily snapshot reads each day's map too). Each spelling
+    -- and instant once: its trimmed, lower-case key meets the map rows in effect then; of map rows that
+    -- differ only by case or spaces the first in code-point order wins (then the shorter), as in the daily
+    -- snapshot
+    lookup AS (
+        SELECT source_system, raw_status, map_at FROM ordered WHERE raw_status IS NOT NULL
+        UNION
+        SELECT source_system, previous_status, map_at FROM ordered WHERE previous_status IS NOT NULL
+    ),
+
+    status_at AS (
+        SELECT DISTINCT ON (l.source_system, l.raw_status, l.map_at) l.source_system, l.raw_status, l.map_at,
+            sm.is_closed
+        FROM lookup AS l
         JOIN dim.status_map AS sm
-            ON sm.source_system = r.source_system AND lower(btrim(sm.raw_status)) = lower(btrim(r.raw_status))
-            AND sm.is_current AND NOT sm.is_deleted AND sm.status_map_sk <> -1
-        ORDER BY r.source_system, r.raw_status, sm.raw_status COLLATE "C", octet_length(sm.raw_status)
+            ON sm.source_system = l.source_system AND lower(btrim(sm.raw_status)) = lower(btrim(l.raw_status))
+            AND sm.valid_from <= l.map_at AND sm.valid_to > l.map_at AND NOT sm.is_deleted
+            AND sm.status_map_sk <> -1
+        ORDER BY l.source_system, l.raw_status, l.map_at, sm.raw_status COLLATE "C", octet_length(sm.raw_status)
     ),
 
     versions AS (
@@ -81,13 +111,15 @@ BEGIN
             v.raw_status,
             v.is_deleted,
             COALESCE(m.is_closed, FALSE) AS is_closed,
-            row_number() OVER w AS version_no,
-            lag(v.raw_status) OVER w AS previous_status,
-            lag(COALESCE(m.is_closed, FALSE)) OVER w AS previous_closed,
-            lag(v.is_deleted) OVER w AS previous_deleted
-        FROM issue_version AS v
-        LEFT JOIN status_of AS m ON m.source_system = v.source_system AND m.raw_status = v.raw_status
-        WINDOW w AS (PARTITION BY v.issue_key ORDER BY v.valid_from)
+            v.version_no,
+            v.previous_status,
+            COALESCE(pm.is_closed, FALSE) AS previous_closed,
+            v.previous_deleted
+        FROM ordered AS v
+        LEFT JOIN status_at AS m
+            ON m.source_system = v.source_system AND m.raw_status = v.raw_status AND m.map_at = v.map_at
+        LEFT JOIN status_at AS pm
+            ON pm.source_system = v.source_system AND pm.raw_status = v.previous_status AND pm.map_at = v.map_at
     ),
 
     events AS (
@@ -96,7 +128,8 @@ BEGIN
         FROM versions WHERE version_no = 1
         UNION ALL
         SELECT issue_key, issue_sk, project_id, 'closed', COALESCE(closed_at, valid_from), NULL, raw_status
-        FROM versions WHERE version_no = 1 AND is_closed AND NOT is_deleted
+        -- first seen closed: closed at closed_at, deleted or not (it was closed before it was deleted)
+        FROM versions WHERE version_no = 1 AND is_closed
         UNION ALL
         SELECT issue_key, issue_sk, project_id, 'deleted', COALESCE(deleted_at, valid_from), NULL, raw_status
         FROM versions WHERE version_no = 1 AND is_deleted
