@@ -5,7 +5,7 @@
 --             date with rows); review and service counts and money from the service monthly snapshot of the
 --             same month. One row per month for every project that exists then, and one for the unknown
 --             project (-1) when issues or services without a PM project are counted. Months computed: the
---             as-of month if it has no rows yet, every month whose daily or service snapshot rows were
+--             as-of month (every run), every month whose daily or service snapshot rows were
 --             written after @p_since_run_id (the last run whose fact phase committed), and every month since
 --             the local date of a deleted event written after it.
 -- Parameters: @p_run_id; @p_as_of; @p_time_zone: a Windows zone name (sys.time_zone_info); @p_since_run_id:
@@ -34,10 +34,10 @@ BEGIN
     -- as-of date and instant for the as-of month
     WITH months AS (
         SELECT DISTINCT month_date_key FROM (
-            -- the as-of month when it has no rows yet; after that, only what was written since the last
-            -- committed fact phase moves it
+            -- the as-of month, every run: it holds the state at this as-of, which moves without any
+            -- snapshot row being written (a project created, or a service deleted, since the last run
+            -- of the same day); identical rows are left alone, so the same as-of twice writes nothing
             SELECT @as_of_month AS month_date_key
-            WHERE NOT EXISTS (SELECT 1 FROM fact.project_monthly WHERE month_date_key = @as_of_month)
             UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily
             WHERE @p_since_run_id IS NULL OR run_id > @p_since_run_id
             UNION ALL SELECT month_date_key FROM fact.service_monthly

@@ -3,9 +3,10 @@
 --             month) with the state at the end of the month in the business time zone, or at the as-of
 --             instant for the current month: earned value = agreed_fee x progress_pct / 100, claimed =
 --             claimed_to_date, variance = earned value - claimed (DECIMAL(18,2)), quantities, and the
---             service's reviews then (total without cancelled, completed, overdue). The last month computed
---             is taken once more after it ends; an ended month is otherwise recomputed only when a version
---             written after @p_since_run_id starts in it (late data).
+--             service's reviews then (total without cancelled, completed, overdue). Every run recomputes
+--             the as-of month (overdue counts move with the date); the last month computed is taken once
+--             more after it ends; an ended month is otherwise recomputed only when a version written after
+--             @p_since_run_id starts in it (late data).
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info); the months come from dim.date.
 -- Parameters: @p_run_id; @p_as_of; @p_time_zone; @p_since_run_id, @p_since_as_of: the last run whose fact
 --             phase committed and its as-of instant (NULL: never), given by the run log.
@@ -62,6 +63,9 @@ BEGIN
             OR @last_as_of < CAST(DATEADD(MONTH, 1, @last_month) AS DATETIME2) AT TIME ZONE @p_time_zone)
             AND (@from IS NULL OR @last_month < @from)
             SET @from = @last_month;
+        -- the as-of month holds the state at this run's as-of: recomputed every run (overdue counts move
+        -- with the as-of date even when no version changed)
+        IF @from IS NULL OR @from > @as_of_month SET @from = @as_of_month;
     END;
     IF @from IS NULL OR @from > @as_of_month
     BEGIN

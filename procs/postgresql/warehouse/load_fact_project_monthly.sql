@@ -8,7 +8,7 @@
 --             same month. One row per month for every project that exists then (its version in effect at
 --             the month's end, or at the as-of instant), and one for the unknown project (-1) when issues or
 --             services without a PM project are counted, so that a month's totals equal the snapshot's.
---             Months computed: the as-of month if it has no rows yet, every month whose daily or service
+--             Months computed: the as-of month (every run), every month whose daily or service
 --             snapshot rows were written after p_since_run_id (the last run whose fact phase committed:
 --             never "by this run", so a retry after a failure redoes what the failed run's rolled-back
 --             writes would have), and every month since the local date of a deleted event written after it
@@ -49,10 +49,10 @@ BEGIN
             AS state_at
     FROM (
         SELECT DISTINCT month_date_key FROM (
-            -- the as-of month when it has no rows yet; after that, only what was written since the last
-            -- committed fact phase moves it (a run that wrote nothing leaves it as it is)
+            -- the as-of month, every run: it holds the state at this as-of, which moves without any
+            -- snapshot row being written (a project created, or a service deleted, since the last run
+            -- of the same day); identical rows are left alone, so the same as-of twice writes nothing
             SELECT v_as_of_month AS month_date_key
-            WHERE NOT EXISTS (SELECT 1 FROM fact.project_monthly WHERE month_date_key = v_as_of_month)
             UNION ALL SELECT snapshot_date_key / 100 * 100 + 1 FROM fact.issue_daily
             WHERE p_since_run_id IS NULL OR run_id > p_since_run_id
             UNION ALL SELECT month_date_key FROM fact.service_monthly

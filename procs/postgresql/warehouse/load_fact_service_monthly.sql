@@ -6,9 +6,11 @@
 --             reviews then: total (not cancelled, not deleted), completed, overdue at that date.
 --             Months computed: the first run's month starts the series; later runs compute the months from
 --             the earliest month a service, review or project version written after p_since_run_id starts in
---             (late data) and any month since the last one computed, up to the as-of month; the last month
---             computed is taken once more after it ends, for its end-of-month state. A month that has ended
---             is otherwise recomputed only when late data for it arrives. Identical rows are left alone.
+--             (late data) and any month since the last one computed, up to the as-of month, which every
+--             run recomputes (its state is the one at the as-of: overdue counts move with the date); the
+--             last month computed is taken once more after it ends, for its end-of-month state. A month
+--             that has ended is otherwise recomputed only when late data for it arrives. Identical rows
+--             are left alone.
 -- Parameters: p_run_id; p_as_of: the run's as-of instant; p_time_zone: the business time zone (IANA);
 --             p_since_run_id, p_since_as_of: the last run whose fact phase committed and its as-of
 --             instant (NULL: never), given by the run log.
@@ -60,6 +62,9 @@ BEGIN
             OR v_last_as_of < ((v_last_month + interval '1 month')::timestamp AT TIME ZONE p_time_zone)) THEN
             v_from := LEAST(v_from, v_last_month);
         END IF;
+        -- the as-of month holds the state at this run's as-of: recomputed every run (overdue counts move
+        -- with the as-of date even when no version changed)
+        v_from := LEAST(v_from, v_as_of_month);
     END IF;
     IF v_from IS NULL OR v_from > v_as_of_month THEN
         RETURN;  -- nothing happened since the last snapshot of these months
