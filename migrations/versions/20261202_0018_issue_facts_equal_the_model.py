@@ -37,9 +37,9 @@ event loader now looks statuses up per (spelling, instant of the change) rather 
 rows on a first load (one per version), still a hash join against the small map. The review-issue bridge
 links the closed events gained, as it does for an issue seen closing.
 Downgrade re-applies the procedures' previous frozen texts (PostgreSQL: 0013's issue loader, 0014's snapshot
-and event loaders, 0013's bridge loader; SQL Server: 0003's issue loader, 0014's snapshot and event loaders, 0012's bridge
-loader); it removes the step states again, so
-the next run re-derives under the old rules (dropping the added closed events).
+and event loaders, 0013's bridge loader; SQL Server: 0003's issue loader, 0014's snapshot and event loaders,
+0012's bridge loader); it removes the step states again, so the next run re-derives under the old rules
+(dropping the added closed events).
 
 Revision ID: 0018
 Revises: 0017
