@@ -183,6 +183,30 @@ def upgraded(engine: sa.Engine) -> sa.Engine:
 
 
 @pytest.fixture(scope="session")
+def upgraded_template(server_admin_url: URL) -> Iterator[URL]:
+    """A database upgraded to head and nothing else, for tests to clone."""
+    from flows import migrate
+
+    url = create_database(server_admin_url, prefix="pmw_upgraded")
+    try:
+        with warehouse_at(url):
+            migrate.upgrade("head")
+        dispose_flow_engines()
+        yield url
+    finally:
+        drop_database(server_admin_url, url)
+
+
+@pytest.fixture
+def model_warehouse(
+    server_admin_url: URL, upgraded_template: URL, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> Iterator[sa.Engine]:
+    """A fresh warehouse at head with no source yet, for a scenario of tests/model to replay on."""
+    with cloned(server_admin_url, upgraded_template, monkeypatch) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A real, temporary Prefect API (SQLite) for flow runs in this session."""
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
