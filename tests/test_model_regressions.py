@@ -27,3 +27,17 @@ def test_seed_4_shrunk_to_2_days(model_warehouse: sa.Engine) -> None:
         ), runs=(RunPlan(at=30032, repeat=False, fault=None, full_refresh=False, backfill_days=None), )),
     ))  # fmt: skip
     assert replay(model_warehouse, scenario) is None
+
+
+def test_seed_10_an_unresolved_issue_read_again_unchanged_is_not_resolved_for_its_past(model_warehouse: sa.Engine) -> None:
+    """Found by the randomized comparison (seed 10, day 18; written small by hand): tracker project 102 is named
+    'Coastal Clinic', like projects 4 and 5, so its issues are unresolved; project 5 is renamed, and a full
+    refresh reads issue 1009 again, unchanged: the warehouse resolved it to project 4 for every past day, where
+    a project is resolved when a new state of the issue is loaded."""
+    scenario = Scenario(seed=10, start=datetime.datetime(2026, 3, 20, 1, 0, tzinfo=datetime.UTC), days=(
+        Day(number=0, changes=(), runs=(RunPlan(at=60),)),
+        Day(number=1, changes=(
+            Change(at=1500, commit=1500, kind='rename_project', args={'project': 5, 'name': 'Renamed 5', 'touch': False}),
+        ), runs=(RunPlan(at=1600, full_refresh=True),)),
+    ))  # fmt: skip
+    assert replay(model_warehouse, scenario) is None

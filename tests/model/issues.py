@@ -11,7 +11,6 @@ as-of of the first run that saw it.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -110,20 +109,7 @@ def loaded_history(history: History) -> History:
     """The runs as the warehouse loaded them: a quarantined issue row is no change (its key keeps the state
     loaded before; one never loaded stays unknown)."""
     zone = history.settings.source_timezone
-    last_good: dict[Hashable, Row] = {}
-    runs = []
-    for run in history.runs:
-        rows = []
-        for row in run.source[ISSUES_VIEW]:
-            if _rejected_issue(row, run, zone):
-                k = (row.get("source"), row.get("source_project_id"), row.get("source_issue_id"))
-                if k in last_good:
-                    rows.append(last_good[k])
-                continue
-            last_good[issue_key(row)] = row
-            rows.append(row)
-        runs.append(Run(run.as_of, {**run.source, ISSUES_VIEW: rows}, run.full_refresh, run.backfill_from))
-    return History(runs=runs, settings=history.settings)
+    return timeline.loaded_rows(history, ISSUES_VIEW, issue_key, lambda row, run: _rejected_issue(row, run, zone))
 
 
 def state_at(known: list[Version] | None, instant: datetime, *, before: bool) -> Row | None:

@@ -304,21 +304,12 @@ def issue_versions(history: History) -> Versions:
     """The issues view's versions as loaded: from the source's change time (source_updated_at); a quarantined
     row is no change; an issue gone from the view is deleted from the run that no longer sees it."""
     zone = history.settings.source_timezone
-    last_good: dict[tuple, Row] = {}
-    runs = []
-    for run in history.runs:
-        rows = []
-        for row in run.source[ISSUES_VIEW]:
-            k = _issue_key(row)
-            if _issue_rejected(row, run, zone):
-                if k in last_good:
-                    rows.append(last_good[k])
-                continue
-            last_good[k] = row
-            rows.append(row)
-        runs.append(Run(as_of=run.as_of, source={ISSUES_VIEW: rows}))
-    return timeline.versions(
-        History(runs=runs, settings=history.settings), ISSUES_VIEW, _issue_key, lambda r: _issue_times(r, zone)[3]
+    return loaded_versions(
+        history,
+        ISSUES_VIEW,
+        _issue_key,
+        lambda row, run: _issue_rejected(row, run, zone),
+        lambda row: _issue_times(row, zone)[3],
     )
 
 

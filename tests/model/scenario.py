@@ -736,7 +736,8 @@ def generate(seed: int, days: int, fault_steps: tuple[str, ...]) -> Scenario:
 
 def as_python(scenario: Scenario) -> str:
     """The scenario as Python source, for a regression test."""
-    lines = [f"Scenario(seed={scenario.seed}, start={scenario.start!r}, days=("]
+    start = repr(scenario.start).replace("datetime.timezone.utc", "datetime.UTC")
+    lines = [f"Scenario(seed={scenario.seed}, start={start}, days=("]
     for day in scenario.days:
         lines.append(f"    Day(number={day.number}, changes=(")
         lines.extend(f"        {change!r}," for change in day.changes)

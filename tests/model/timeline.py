@@ -124,12 +124,11 @@ def in_effect(known: list[Version], instant: datetime, *, before: bool = False) 
     return chosen
 
 
-def loaded_versions(
+def loaded_rows(
     history: History, table: str, key: Callable[[Row], Hashable], rejected: Callable[[Row, Run], bool]
-) -> Versions:
-    """The versions of a full-compare table as the warehouse loaded them: a quarantined row is no change (its
-    key keeps its loaded state: it is still at the source), one never loaded is not there; a state starts at
-    the as-of of the first run that saw it (no trustworthy change time)."""
+) -> History:
+    """The runs with ``table`` as the warehouse loaded it: a quarantined row is no change (its key keeps the
+    state loaded before: it is still at the source), one never loaded is not there, nor is a NULL key."""
     last_good: dict[Hashable, Row] = {}
     runs = []
     for run in history.runs:
@@ -137,15 +136,26 @@ def loaded_versions(
         for row in run.source[table]:
             k = key(row)
             if k is None or (isinstance(k, tuple) and None in k):
-                continue  # a NULL business key is rejected
+                continue
             if rejected(row, run):
                 if k in last_good:
                     rows.append(last_good[k])
                 continue
             last_good[k] = row
             rows.append(row)
-        runs.append(Run(as_of=run.as_of, source={table: rows}))
-    return versions(History(runs=runs, settings=history.settings), table, key)
+        runs.append(Run(run.as_of, {**run.source, table: rows}, run.full_refresh, run.backfill_from))
+    return History(runs=runs, settings=history.settings)
+
+
+def loaded_versions(
+    history: History,
+    table: str,
+    key: Callable[[Row], Hashable],
+    rejected: Callable[[Row, Run], bool],
+    change_time: Callable[[Row], datetime | None] | None = None,
+) -> Versions:
+    """``versions`` of ``table`` as the warehouse loaded it (``loaded_rows``)."""
+    return versions(loaded_rows(history, table, key, rejected), table, key, change_time)
 
 
 def rounded(value: object, places: int) -> Decimal | None:

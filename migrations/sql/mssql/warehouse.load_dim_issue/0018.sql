@@ -64,12 +64,13 @@ BEGIN
         s.source, s.source_project_id, s.source_issue_id, s.issue_id,
         CASE
             WHEN s.pm_project_id IS NOT NULL THEN s.pm_project_id
-            WHEN kept.project_id IS NOT NULL THEN kept.project_id
+            WHEN kept.issue_sk IS NOT NULL THEN kept.project_id
             WHEN n.matches = 1 THEN n.project_id
         END,
         CASE
             WHEN s.pm_project_id IS NOT NULL THEN 'key'
-            WHEN kept.project_id IS NOT NULL OR n.matches = 1 THEN 'name'
+            WHEN kept.issue_sk IS NOT NULL THEN kept.project_resolution
+            WHEN n.matches = 1 THEN 'name'
             ELSE 'unresolved'
         END,
         s.project_name, s.title, s.status, s.priority, s.assignee, s.author, s.created_utc, s.closed_utc,
@@ -77,11 +78,20 @@ BEGIN
     FROM staged AS s
     LEFT JOIN project_names AS n ON s.pm_project_id IS NULL AND n.project_name = s.project_name
     -- once the name resolved the issue's project, the issue keeps it while its tracker project name stays:
-    -- a PM project renamed or given a namesake later re-versions and orphans none of its issues
+    -- a PM project renamed or given a namesake later re-versions and orphans none of its issues. And a row
+    -- read again unchanged (a full refresh) keeps its resolution, unresolved too: a project is resolved when a
+    -- new state of the issue is loaded, never for its past
     LEFT JOIN dim.issue AS kept
         ON s.pm_project_id IS NULL AND kept.source_system = s.source AND kept.source_project_id = s.source_project_id
         AND kept.source_issue_id = s.source_issue_id AND kept.is_current = 1
-        AND kept.project_resolution = 'name' AND kept.tracker_project_name = s.project_name;
+        AND kept.project_resolution <> 'key' AND kept.tracker_project_name = s.project_name
+        AND (kept.project_resolution = 'name' OR EXISTS (
+                SELECT kept.issue_number, kept.title, kept.raw_status, kept.raw_priority, kept.assignee, kept.author,
+                    kept.created_at, kept.closed_at, kept.deleted_at, kept.is_deleted
+                INTERSECT
+                SELECT s.issue_id, s.title, s.status, s.priority, s.assignee, s.author, s.created_utc, s.closed_utc,
+                    s.deleted_utc, s.is_deleted
+            ));
 
     EXEC warehouse.merge_scd2
         @dimension = N'issue',
