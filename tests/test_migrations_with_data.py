@@ -4,6 +4,7 @@ projects are backfilled exactly as the events loader writes them), and then runs
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,21 @@ from flows.warehouse_flow import RunParameters, warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 DATA_SCHEMAS = ("stg", "dim", "fact", "brg", "ctl")
+
+
+def _rederived_steps() -> tuple[str, ...]:
+    """The steps whose state revision 0018's upgrade removes on purpose (the next run re-derives their rows
+    under the corrected rules): ctl.step_state comes back up without them."""
+    path = next((REPO_ROOT / "migrations" / "versions").glob("*_0018_*.py"))
+    spec = importlib.util.spec_from_file_location("revision_0018", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.FACT_PROCEDURES)
+
+
+# what a table's comparison leaves out (rows a data migration resets by design)
+LEFT_OUT = {"ctl.step_state": "step_name NOT IN ({})".format(", ".join(f"'{s}'" for s in _rederived_steps()))}
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
@@ -36,8 +52,11 @@ def table_contents(engine: sa.Engine) -> dict[str, tuple[int, str]]:
                     "WHERE table_schema = ANY(:schemas) AND table_type = 'BASE TABLE'"),
             {"schemas": list(DATA_SCHEMAS)},
         ).scalars().all()  # fmt: skip
-        digest = "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} AS t"
-        return {table: tuple(conn.execute(sa.text(digest.format(table))).one()) for table in tables}
+        digest = "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} AS t WHERE {}"
+        return {
+            table: tuple(conn.execute(sa.text(digest.format(table, LEFT_OUT.get(table, "TRUE")))).one())
+            for table in tables
+        }
 
 
 def test_a_warehouse_with_data_goes_down_to_every_revision_and_back_up_intact(upgraded: sa.Engine) -> None:
