@@ -31,13 +31,14 @@ def days(engine: sa.Engine) -> dict[int, int]:
 
 
 def live_issues_at_end_of(engine: sa.Engine, day: date) -> int:
-    """Issues that exist and are not deleted at the last instant of ``day`` (local), from dimension history."""
+    """Issues that exist and are not deleted at the last instant of ``day`` (local), from dimension history (an
+    issue first seen deleted has only a deleted version, from its created_at: it lived until its deleted_at)."""
     return int(
         scalar(
             engine,
             """WITH instant AS (
             SELECT ((CAST(:d AS date) + 1)::timestamp AT TIME ZONE :z) - interval '1 microsecond' AS at)
-        SELECT count(*) FROM dim.issue, instant WHERE issue_sk <> -1 AND NOT is_deleted
+        SELECT count(*) FROM dim.issue, instant WHERE issue_sk <> -1 AND (NOT is_deleted OR deleted_at > at)
             AND valid_from <= at AND valid_to > at AND COALESCE(created_at, valid_from) <= at""",
             d=day,
             z=ZONE,
