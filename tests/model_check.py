@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +24,10 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+# a Prefect home of its own: the ephemeral API's SQLite database would otherwise be the user's ~/.prefect one,
+# shared by every concurrent model_check and grown by every run (1.3 GB here after a few sessions), and each
+# of the thousands of task runs writes to it
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="pmw-model-prefect-"))
 
 import sqlalchemy as sa
 
@@ -98,6 +103,8 @@ def main() -> int:
         drop_database(admin, template)
         if not external:
             embedded.stop(home)
+        if Path(os.environ["PREFECT_HOME"]).name.startswith("pmw-model-prefect-"):  # the one made above
+            shutil.rmtree(os.environ["PREFECT_HOME"], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,12 @@ class Failure:
     day: int
     run: RunPlan
     what: str  # the differences, or why the run failed, readable
+    objects: frozenset[str] = frozenset()  # the facts, bridges and marts that differ (none: the run failed)
+
+    def same_defect(self, other: Failure) -> bool:
+        """Whether ``other`` shows the same defect, as far as a shrinker can tell: a difference in one of the
+        same objects, or (for a run that went wrong) a run that went wrong too."""
+        return bool(self.objects & other.objects) if self.objects else not other.objects
 
     def __str__(self) -> str:
         return f"day {self.day}, run at minute {self.run.at}: {self.what}"
@@ -74,6 +80,8 @@ def _run_once(engine: sa.Engine, parameters: object) -> tuple[int, bool, str]:
         outcome = f"failed: {exc}"
     with engine.connect() as conn:
         run_id = conn.execute(sa.text("SELECT max(run_id) FROM ctl.run")).scalar_one()
+        if run_id is None:  # refused before it logged a run (a database not at head, say)
+            return 0, False, outcome
         published = conn.execute(sa.text("SELECT count(*) FROM ctl.publication WHERE run_id = :r"), {"r": run_id})
         return int(run_id), bool(published.scalar_one()), outcome
 
@@ -129,5 +137,5 @@ def replay(
                f"{f' backfill from {backfill_from}' if backfill_from else ''}{' repeated' if plan.repeat else ''}: "
                f"{len(found)} differences ({compared:.1f} s to compare)")  # fmt: skip
         if found:
-            return Failure(day, plan, compare.describe(found))
+            return Failure(day, plan, compare.describe(found), frozenset(d.object for d in found))
     return None

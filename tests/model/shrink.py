@@ -2,8 +2,9 @@
 
 Greedy delta debugging: drop the days after the failure; then drop chunks of days, halving the chunk until
 single days; then single changes; then the runs' options (faults, repeats, full refreshes, back-fills) and
-runs. Each candidate is replayed on a fresh database; a candidate is kept when it still fails (any
-difference: a shrunk scenario may show the same defect from another side).
+runs. Each candidate is replayed on a fresh database; a candidate is kept when it still shows the same
+defect: a difference in one of the objects the original differed in (a shrunk scenario may show it from
+another side, in other rows). Without that, a long scenario's rare defect shrinks away into a commoner one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def shrink(scenario: Scenario, failure: Failure, attempt: Attempt, budget: int =
            report: Callable[[str], None] = print) -> tuple[Scenario, Failure]:  # fmt: skip
     """The smallest scenario found within ``budget`` replays that still fails, with its failure."""
     tries = 0
+    original = failure
 
     def still_fails(candidate: Scenario) -> Failure | None:
         nonlocal tries
@@ -36,6 +38,10 @@ def shrink(scenario: Scenario, failure: Failure, attempt: Attempt, budget: int =
             return None
         tries += 1
         found = attempt(candidate)
+        if found is not None and not original.same_defect(found):
+            report(f"  shrink try {tries}: {len(candidate.days)} days, {_runs(candidate)} runs: another defect "
+                   f"({found.what.splitlines()[0]})")  # fmt: skip
+            return None
         report(f"  shrink try {tries}: {len(candidate.days)} days, {_runs(candidate)} runs: "
                f"{'still fails' if found else 'passes'}")  # fmt: skip
         return found
