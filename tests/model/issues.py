@@ -91,6 +91,12 @@ def issue_times(row: Row, zone: str) -> dict[str, datetime | None]:
             "source_updated_at": timeline.to_utc(row["source_updated_at"], zone)}  # type: ignore[arg-type]  # fmt: skip
 
 
+def _same_state(before: Row, after: Row) -> bool:
+    """The same state of an issue: every column but its change time equal (a tracker that sends an issue again
+    with a new source_updated_at and nothing else changed gives the warehouse no new version)."""
+    return {**before, "source_updated_at": None} == {**after, "source_updated_at": None}
+
+
 def _rejected_issue(row: Row, run: Run, zone: str) -> bool:
     """README, Rejected rows: a NULL business key, a title longer than its column, an event instant later
     than the source's clock (the run's as-of), a closing before its creation (as instants)."""
@@ -144,7 +150,7 @@ class World:
         self.source_zone = history.settings.source_timezone
         self.as_of = history.runs[-1].as_of
         self.as_of_date = timeline.local_date(self.as_of, self.zone)
-        self.first_date = timeline.local_date(history.runs[0].as_of, self.zone)
+        self.first_date = timeline.first_snapshot_date(history)
         self.run_at = {run.as_of: run for run in self.history.runs}
         h = self.history
         self.issues: dict[IssueKey, list[Version]] = timeline.versions(h, ISSUES_VIEW, issue_key, self._issue_changed)  # type: ignore[assignment]
@@ -171,8 +177,8 @@ class World:
         return issue_times(row, self.source_zone)["source_updated_at"]
 
     def snapshot_days(self) -> list[tuple[date, datetime, bool]]:
-        """(date, instant, strictly before it): every local date from the first run's as-of date to the last
-        one's; a day is taken at its end, the as-of date at the as-of instant."""
+        """(date, instant, strictly before it): every local date from the first snapshot date to the last
+        run's as-of date; a day is taken at its end, the as-of date at the as-of instant."""
         found = []
         for day in timeline.days(self.first_date, self.as_of_date):
             if day == self.as_of_date:
@@ -215,18 +221,20 @@ class World:
         """The PM project of an issue version: by key, else the tracker's project name when it names exactly
         one current project as the run that first saw the version loads it; once the name resolved it, the
         issue keeps that project while its tracker project name stays the same (a project renamed later
-        orphans none of its issues)."""
+        orphans none of its issues); a state sent again unchanged keeps its resolution, unresolved too."""
         row = version.row
         assert row is not None
         if row["pm_project_id"] is not None:
             return row["pm_project_id"]  # type: ignore[return-value]
         known = self.issues[issue_key(row)]
-        earlier = [v.row for v in known[: known.index(version)] if v.row is not None]
-        if earlier and earlier[-1]["pm_project_id"] is None and earlier[-1]["project_name"] == row["project_name"]:
-            previous = next(v for v in reversed(known[: known.index(version)]) if v.row is not None)
-            kept = self.project_id(previous)
-            if kept is not None:
-                return kept
+        previous = next((v for v in reversed(known[: known.index(version)]) if v.row is not None), None)
+        if previous is not None and previous.row is not None and previous.row["pm_project_id"] is None:
+            if _same_state(previous.row, row):  # sent again with only its change time moved: not a new state
+                return self.project_id(previous)
+            if previous.row["project_name"] == row["project_name"]:
+                kept = self.project_id(previous)
+                if kept is not None:
+                    return kept
         cache_key = (version.seen_at, row["project_name"])
         if cache_key not in self._resolved:
             run = self.run_at[version.seen_at]
@@ -321,7 +329,7 @@ def _daily_row(world: World, key: IssueKey, version: Version, day: date, instant
 
 def _daily(world: World) -> Table:
     """One row per (issue, local date) for every issue that exists and is not deleted at the end of that day
-    (the as-of date: at the as-of instant), from the first run's as-of date on."""
+    (the as-of date: at the as-of instant), from the first snapshot date on."""
     found: Table = {}
     days = world.snapshot_days()
     for key, known in world.issues.items():
@@ -406,6 +414,20 @@ def _events(world: World) -> Table:
     found: Table = {}
     for key, known in world.issues.items():
         found.update(_events_of(world, key, known))
+    return found
+
+
+def issue_activity(history: History) -> dict[IssueKey, list[tuple[str, datetime, int]]]:
+    """For the review-issue bridge (README: its events, dates and projects come from the issue events): per
+    issue alive now (neither flagged deleted nor gone from the view; one that came back counts again), its
+    created and closed events as ("opened" / "closed", instant, project)."""
+    world = World(history)
+    alive = {key for key, known in world.issues.items() if (now := known[-1].row) is not None and not now["is_deleted"]}
+    found: dict[IssueKey, list[tuple[str, datetime, int]]] = {}
+    for (*key, kind, at), event in _events(world).items():
+        if kind in ("created", "closed") and tuple(key) in alive:
+            activity = "opened" if kind == "created" else "closed"
+            found.setdefault(tuple(key), []).append((activity, at, event["project_id"]))  # type: ignore[arg-type]
     return found
 
 

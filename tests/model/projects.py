@@ -141,9 +141,13 @@ class World:
         self.clients = master_versions(history, "clients", "client_id")
         self.types = master_versions(history, "project_types", "type_id")
 
-    def months(self) -> list[date]:
-        """Every month from the first run's as-of month to the last's."""
-        month = timeline.month_start(timeline.local_date(self.history.runs[0].as_of, self.zone))
+    def months(self, *, projects: bool = False) -> list[date]:
+        """Every month from the first run's as-of month to the last's; for the project months, from the first
+        snapshot date's month (a back-fill before the first run adds its months, README: Backfilling)."""
+        history = self.history
+        first_run = timeline.local_date(history.runs[0].as_of, self.zone)
+        first = timeline.first_snapshot_date(history) if projects else first_run
+        month = timeline.month_start(first)
         last = timeline.month_start(self.as_of_date)
         found = []
         while month <= last:
@@ -264,7 +268,7 @@ def project_monthly(world: World, services: Table, daily: Table) -> Table:
     by_day: dict[date, list[Values]] = {}
     for key, row in daily.items():
         by_day.setdefault(key[0], []).append(row)
-    for month in world.months():
+    for month in world.months(projects=True):
         instant, before, today = world.moment(month)
         rows: dict[Hashable, Values] = {
             project_id: _empty_project_row()

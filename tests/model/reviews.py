@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from model import timeline
-from model.history import ISSUES_VIEW, History, Row, Run
-from model.timeline import Version, Versions, loaded_versions, rounded
+from model import issues, timeline
+from model.history import History, Row, Run
+from model.timeline import Version, loaded_versions, rounded
 
 OBJECTS: tuple[str, ...] = ("fact.review", "fact.review_event", "brg.review_issue", "mart.review_performance")
 
@@ -271,110 +271,6 @@ def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
-# --- issues: opened and closed instants, for the bridge -------------------------------------------------------
-
-
-def _issue_key(row: Row) -> tuple:
-    return (row.get("source"), row.get("source_project_id"), row.get("source_issue_id"))
-
-
-def _issue_times(row: Row, zone: str) -> tuple[datetime | None, datetime | None, datetime | None, datetime | None]:
-    """(created, closed, deleted, changed) instants: ACC stamps UTC, Revizto the server's local time."""
-    if row.get("source") == "Revizto":
-        created, closed = timeline.to_utc_pair(row.get("created_at"), row.get("closed_at"), zone)
-        _, deleted = timeline.to_utc_pair(row.get("created_at"), row.get("deleted_at"), zone)
-        return created, closed, deleted, timeline.to_utc(row.get("source_updated_at"), zone)
-    u = timeline.utc
-    return u(row.get("created_at")), u(row.get("closed_at")), u(row.get("deleted_at")), u(row.get("source_updated_at"))
-
-
-def _issue_rejected(row: Row, run: Run, zone: str) -> bool:
-    """Quarantine: NULL key, a time in the future, closed or deleted before created (as instants)."""
-    if None in _issue_key(row) or _basic_rejected(row):
-        return True
-    local = row.get("source") == "Revizto"
-    limit = run.as_of.astimezone(ZoneInfo(zone) if local else UTC).replace(tzinfo=None) + CLOCK_SLACK
-    if any(row.get(c) is not None and row[c] > limit for c in ("created_at", "closed_at", "deleted_at")):
-        return True
-    created, closed, deleted, _ = _issue_times(row, zone)
-    return created is not None and any(t is not None and t < created for t in (closed, deleted))
-
-
-def issue_versions(history: History) -> Versions:
-    """The issues view's versions as loaded: from the source's change time (source_updated_at); a quarantined
-    row is no change; an issue gone from the view is deleted from the run that no longer sees it."""
-    zone = history.settings.source_timezone
-    return loaded_versions(
-        history,
-        ISSUES_VIEW,
-        _issue_key,
-        lambda row, run: _issue_rejected(row, run, zone),
-        lambda row: _issue_times(row, zone)[3],
-    )
-
-
-class IssueReading:
-    """What a run made of an issue version: closed through the status map, PM project by key or unique name."""
-
-    def __init__(self, history: History) -> None:
-        self.closed: dict[datetime, dict[tuple[str, str], bool]] = {}
-        self.by_name: dict[datetime, dict[str, int]] = {}
-        for run in history.runs:
-            # trimmed, case-insensitive; where spellings collide, the first in code-point order wins
-            found: dict[tuple[str, str], bool] = {}
-            for m in sorted(run.source["issue_status_map"], key=lambda m: (m["source_system"], m["raw_status"])):
-                found.setdefault((m["source_system"], m["raw_status"].strip().lower()), bool(m["is_closed"]))
-            self.closed[run.as_of] = found
-            names: dict[str, list[int]] = {}
-            for p in run.source["projects"]:
-                names.setdefault(p.get("project_name"), []).append(p["project_id"])
-            self.by_name[run.as_of] = {n: ids[0] for n, ids in names.items() if len(ids) == 1}
-
-    def is_closed(self, version: Version) -> bool:
-        row = version.row
-        assert row is not None
-        if row.get("is_deleted") or row.get("status") is None:
-            return False
-        return self.closed[version.seen_at].get((row["source"], row["status"].strip().lower()), False)
-
-    def project(self, version: Version) -> int:
-        row = version.row
-        assert row is not None
-        if row.get("pm_project_id") is not None:
-            return row["pm_project_id"]
-        return self.by_name[version.seen_at].get(row.get("project_name"), UNKNOWN)
-
-
-def issue_activity(history: History) -> dict[tuple, list[tuple[str, datetime, int]]]:
-    """Per live issue (not deleted now), its opened instant and every closed instant, with the issue's project
-    at that instant: [(activity, instant, project_id)]. Opened is created_at; closed is the change time of a
-    version that closes an open issue, or closed_at for an issue first seen closed."""
-    zone = history.settings.source_timezone
-    reading = IssueReading(history)
-    found: dict[tuple, list[tuple[str, datetime, int]]] = {}
-    for key, known in issue_versions(history).items():
-        current = known[-1].row
-        if current is None or current.get("is_deleted"):
-            continue  # deleted issues count in none
-        activity = []
-        created, _, _, _ = _issue_times(known[0].row or {}, zone)
-        if created is not None:
-            activity.append(("opened", created, reading.project(timeline.in_effect(known, created))))
-        was_closed = None
-        for version in known:
-            if version.row is None:
-                was_closed = None
-                continue
-            closed = reading.is_closed(version)
-            if closed and not was_closed:
-                at = _issue_times(version.row, zone)[1] if was_closed is None and version is known[0] else None
-                at = at or version.valid_from
-                activity.append(("closed", at, reading.project(version)))
-            was_closed = closed
-        found[key] = activity
-    return found
-
-
 # --- brg.review_issue (README) ---------------------------------------------------------------------------
 
 
@@ -386,7 +282,7 @@ def review_issues(history: History, masters: Masters) -> Table:
     window = settings.review_issue_window_days
     zone = settings.business_timezone
     by_project: dict[int, list[tuple[tuple, str, datetime, date]]] = {}
-    for key, activity in issue_activity(history).items():
+    for key, activity in issues.issue_activity(history).items():
         for kind, at, project in activity:
             by_project.setdefault(project, []).append((key, kind, at, timeline.local_date(at, zone)))
     rows: Table = {}

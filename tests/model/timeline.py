@@ -60,6 +60,14 @@ def days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
+def first_snapshot_date(history: History) -> date:
+    """The daily snapshot's first date: the first run's as-of date, or the earlier date a back-fill reached
+    (README, Backfilling: days before the first snapshot date are added, history is extended back)."""
+    zone = history.settings.business_timezone
+    reached = [run.backfill_from for run in history.runs if run.backfill_from is not None]
+    return min([local_date(history.runs[0].as_of, zone), *reached])
+
+
 def month_start(day: date) -> date:
     return day.replace(day=1)
 
