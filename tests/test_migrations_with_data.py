@@ -20,14 +20,16 @@ DATA_SCHEMAS = ("stg", "dim", "fact", "brg", "ctl")
 
 
 def _rederived_steps() -> tuple[str, ...]:
-    """The steps whose state revision 0018's upgrade removes on purpose (the next run re-derives their rows
-    under the corrected rules): ctl.step_state comes back up without them."""
-    path = next((REPO_ROOT / "migrations" / "versions").glob("*_0018_*.py"))
-    spec = importlib.util.spec_from_file_location("revision_0018", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return tuple(module.FACT_PROCEDURES)
+    """The steps whose state a revision's upgrade removes on purpose (``REDERIVED_STEPS``: the next run
+    re-derives their rows under the corrected rules): ctl.step_state comes back up without them."""
+    steps: list[str] = []
+    for path in sorted((REPO_ROOT / "migrations" / "versions").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"revision_{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        steps.extend(getattr(module, "REDERIVED_STEPS", ()))
+    return tuple(steps)
 
 
 # what a table's comparison leaves out (rows a data migration resets by design)

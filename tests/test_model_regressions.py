@@ -41,3 +41,14 @@ def test_seed_10_an_unresolved_issue_read_again_unchanged_is_not_resolved_for_it
         ), runs=(RunPlan(at=1600, full_refresh=True),)),
     ))  # fmt: skip
     assert replay(model_warehouse, scenario) is None
+
+
+def test_seed_101_a_backfill_before_the_first_run_extends_the_snapshot_back(model_warehouse: sa.Engine) -> None:
+    """Found by the randomized comparison (seed 101, shrunk to its one run): the first run back-fills from three
+    days before its as-of date; the warehouse adds those days (README, Backfilling: history is extended back)
+    and their project month, where the model began the snapshot at the first run's date. The model was wrong."""
+    scenario = Scenario(seed=101, start=datetime.datetime(2026, 3, 25, 6, 38, tzinfo=datetime.UTC), days=(
+        Day(number=7, changes=(
+        ), runs=(RunPlan(at=10374, repeat=False, fault=None, full_refresh=False, backfill_days=3), )),
+    ))  # fmt: skip
+    assert replay(model_warehouse, scenario) is None

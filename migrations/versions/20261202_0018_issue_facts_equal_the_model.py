@@ -60,7 +60,8 @@ depends_on = None
 FACT_PROCEDURES = ("warehouse.load_fact_issue_event", "warehouse.load_brg_issue_category")
 ISSUE_PROCEDURES = ("warehouse.load_dim_issue", "warehouse.load_fact_issue_daily", *FACT_PROCEDURES)
 # their rows are derived again by the next run, as on a first load: the rules changed for rows already stored
-REDERIVE = "DELETE FROM ctl.step_state WHERE step_name IN ('" + "', '".join(FACT_PROCEDURES) + "')"
+REDERIVED_STEPS = FACT_PROCEDURES
+REDERIVE = "DELETE FROM ctl.step_state WHERE step_name IN ('" + "', '".join(REDERIVED_STEPS) + "')"
 
 
 def upgrade() -> None:

@@ -2,9 +2,10 @@
 -- Purpose:    the review <-> issue bridge (same rules as the PostgreSQL version): the issues of a review's
 --             project opened ('opened': the created event) or closed ('closed': the first closed event) within
 --             the @p_window_days local days ending on the review's date (issued date, else due, else planned).
---             Cancelled and deleted reviews have no window; deleted issues count in none. The rows of reviews (or their services) and issues
---             with a version written since the last bridge run are derived again and replace the stored ones;
---             a new window length re-derives every row.
+--             Cancelled and deleted reviews have no window; issues deleted now count in none (one that came
+--             back counts again). The rows of reviews (or their services) and issues with a version written
+--             since the last bridge run are derived again and replace the stored ones; a new window length
+--             re-derives every row.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info).
 -- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
 --             given by the run log; @p_as_of (unused); @p_time_zone; @p_window_days: 1 to 366.
@@ -92,12 +93,15 @@ BEGIN
             ON r.project_id = e.project_id AND e.event_date_key BETWEEN r.window_start_key AND r.window_end_key
     ),
 
-    matched AS (  -- a deleted issue counts in no window (a deletion re-derives the issue's rows)
+    -- an issue deleted now counts in no window, one that came back counts again: its current version
+    -- decides, not a deleted event in its past (same rule as the PostgreSQL version)
+    matched AS (
         SELECT c.*
         FROM candidate AS c
-        WHERE NOT EXISTS (
-            SELECT 1 FROM fact.issue_event AS d WHERE d.issue_key = c.issue_key AND d.event_type = N'deleted'
-        )
+        INNER JOIN dim.issue_key AS k ON k.issue_key = c.issue_key
+        INNER JOIN dim.issue AS d
+            ON d.source_system = k.source_system AND d.source_project_id = k.source_project_id
+            AND d.source_issue_id = k.source_issue_id AND d.is_current = 1 AND d.is_deleted = 0
     )
 
     SELECT

@@ -9,7 +9,8 @@
 --             or spaces the first in code-point order wins (BIN2, then the shorter). Each row carries the
 --             text analytics version in effect at the day's instant (matched by source system and tracker
 --             issue id; none: NULL measures, issue_analytics_sk -1); a new analytics version recomputes
---             from the day it starts on, as a new issue version does.
+--             from the day it starts on, as a new issue version does. A day before a map's first load (a
+--             backfill before the first run) reads the map as first loaded, as the issue events do.
 --             T-SQL: @p_time_zone is a Windows zone name (sys.time_zone_info), e.g.
 --             'AUS Eastern Standard Time' for Australia/Sydney; the days come from dim.date.
 -- Parameters: @p_run_id; @p_since_run_id: the last run whose fact phase committed (NULL: never),
@@ -83,18 +84,34 @@ BEGIN
     IF @recompute_from IS NOT NULL AND @recompute_from < @from
         SET @from = @recompute_from;  -- earlier than the first snapshot date too: history is extended
 
+    -- each map is read at the day's instant, or at its first load for a day before it (a backfill reaching
+    -- back past the first run reads the map as first loaded, as load_fact_issue_event does; same rule as
+    -- the PostgreSQL version). No GREATEST: SQL Server before 2022 has none; a NULL first load (no map
+    -- yet) compares unknown and leaves the day's instant.
+    DECLARE @status_map_first DATETIMEOFFSET = (SELECT MIN(valid_from) FROM dim.status_map WHERE status_map_sk <> -1);
+    DECLARE @priority_map_first DATETIMEOFFSET = (
+        SELECT MIN(valid_from) FROM dim.priority_map WHERE priority_map_sk <> -1
+    );
+
     -- the days to compute, each with its instant: the end of the local day, or the as-of instant
     SELECT
-        full_date AS snapshot_date,
-        CASE
-            WHEN DATEADD(MICROSECOND, -1, CAST(DATEADD(DAY, 1, full_date) AS DATETIME2) AT TIME ZONE @p_time_zone)
-                < @p_as_of
-                THEN DATEADD(MICROSECOND, -1, CAST(DATEADD(DAY, 1, full_date) AS DATETIME2) AT TIME ZONE @p_time_zone)
-            ELSE @p_as_of
-        END AS at_instant
+        d.snapshot_date,
+        d.at_instant,
+        CASE WHEN d.at_instant < @status_map_first THEN @status_map_first ELSE d.at_instant END AS status_at,
+        CASE WHEN d.at_instant < @priority_map_first THEN @priority_map_first ELSE d.at_instant END AS priority_at
     INTO #days
-    FROM dim.date
-    WHERE full_date BETWEEN @from AND @as_of_date;
+    FROM (
+        SELECT
+            full_date AS snapshot_date,
+            CASE
+                WHEN DATEADD(MICROSECOND, -1, CAST(DATEADD(DAY, 1, full_date) AS DATETIME2) AT TIME ZONE @p_time_zone)
+                    < @p_as_of
+                    THEN DATEADD(MICROSECOND, -1, CAST(DATEADD(DAY, 1, full_date) AS DATETIME2) AT TIME ZONE @p_time_zone)
+                ELSE @p_as_of
+            END AS at_instant
+        FROM dim.date
+        WHERE full_date BETWEEN @from AND @as_of_date
+    ) AS d;
 
     -- every spelling the trackers used, once per day, resolved against the map rows in effect that day by
     -- its trimmed, lower-case key (business-rules.md); of map rows that differ only by case or spaces the
@@ -119,7 +136,7 @@ BEGIN
         INNER JOIN dim.status_map AS sm
             ON sm.source_system = r.source_system
             AND LOWER(LTRIM(RTRIM(sm.raw_status))) = LOWER(LTRIM(RTRIM(r.raw_status)))
-            AND sm.valid_from <= d.at_instant AND sm.valid_to > d.at_instant AND sm.is_deleted = 0
+            AND sm.valid_from <= d.status_at AND sm.valid_to > d.status_at AND sm.is_deleted = 0
             AND sm.status_map_sk <> -1
     ) AS ranked
     WHERE ranked.n = 1;
@@ -149,7 +166,7 @@ BEGIN
         LEFT JOIN dim.priority_map AS pm
             ON pm.source_system = r.source_system
             AND LOWER(LTRIM(RTRIM(pm.raw_priority))) = LOWER(LTRIM(RTRIM(r.raw_priority)))
-            AND pm.valid_from <= d.at_instant AND pm.valid_to > d.at_instant AND pm.is_deleted = 0
+            AND pm.valid_from <= d.priority_at AND pm.valid_to > d.priority_at AND pm.is_deleted = 0
             AND pm.priority_map_sk <> -1
     ) AS ranked
     WHERE ranked.n = 1;

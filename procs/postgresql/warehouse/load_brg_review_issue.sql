@@ -4,9 +4,9 @@
 --             issue's created event) or 'closed' (its first closed event in the window; a reopened and
 --             closed again issue counts once). The window is the p_window_days local days ending on the
 --             review's date: the local date it was issued, else its due date, else its planned date.
---             Cancelled and deleted reviews have no window; deleted issues count in none. Events, their
---             local dates and projects come from fact.issue_event: an event counts for the project its
---             issue belonged to at that time. A later change of the status map (which statuses close) or
+--             Cancelled and deleted reviews have no window; issues deleted now count in none (one that came
+--             back counts again). Events, their local dates and projects come from fact.issue_event: an
+--             event counts for the project its issue belonged to at that time. A later change of the status map (which statuses close) or
 --             of the business time zone re-derives nothing here, as it re-derives no issue event.
 --             Incremental: the rows of reviews with a version (or whose service has a version) written
 --             after p_since_run_id, and of issues with a version written since then, are derived
@@ -105,12 +105,16 @@ BEGIN
             ON r.project_id = e.project_id AND e.event_date_key BETWEEN r.window_start_key AND r.window_end_key
     ),
 
-    matched AS (  -- a deleted issue counts in no window (a deletion re-derives the issue's rows)
+    -- an issue deleted now counts in no window, and one that came back (flag cleared, or back in its
+    -- tracker project) counts again: its current version decides, not a deleted event in its past. A
+    -- deletion and a return each write an issue version, which re-derives the issue's rows
+    matched AS (
         SELECT c.*
         FROM candidate AS c
-        WHERE NOT EXISTS (
-            SELECT 1 FROM fact.issue_event AS d WHERE d.issue_key = c.issue_key AND d.event_type = 'deleted'
-        )
+        JOIN dim.issue_key AS k ON k.issue_key = c.issue_key
+        JOIN dim.issue AS d
+            ON d.source_system = k.source_system AND d.source_project_id = k.source_project_id
+            AND d.source_issue_id = k.source_issue_id AND d.is_current AND NOT d.is_deleted
     )
 
     SELECT

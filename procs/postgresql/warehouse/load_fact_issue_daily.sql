@@ -23,7 +23,8 @@
 --             else warehouse.normalize_priority; high priority <=> Critical or High; backlog age =
 --             snapshot date - created date for open issues; resolution days = closed date - created
 --             date for closed issues. A project absent from the version lookup resolves to its earliest
---             version, an issue without a project to the unknown member (-1).
+--             version, an issue without a project to the unknown member (-1). A day before a map's first
+--             load (a backfill before the first run) reads the map as first loaded, as the issue events do.
 --             Text analytics: the dim.issue_analytics version in effect at the day's instant, matched by
 --             (source system, tracker issue id) as the category bridge does (ProcessedIssues has no
 --             project): its scores and discipline / primary category ids, and issue_analytics_sk; none
@@ -65,6 +66,13 @@ DECLARE
     v_all_issues boolean;
     v_day date;
     v_at timestamptz;
+    -- each map's first load: a day before it (a backfill reaching back past the first run) reads the map as
+    -- first loaded, the best knowledge of its past, as load_fact_issue_event does; otherwise its statuses
+    -- would all be unmapped (open) there
+    v_status_map_first timestamptz := (SELECT min(valid_from) FROM dim.status_map WHERE status_map_sk <> -1);
+    v_priority_map_first timestamptz := (SELECT min(valid_from) FROM dim.priority_map WHERE priority_map_sk <> -1);
+    v_status_at timestamptz;
+    v_priority_at timestamptz;
     v_new_keys bigint;
     -- a backfill (pmw run --backfill-from D): every issue from D on
     v_recompute_from date := p_recompute_from;
@@ -165,6 +173,8 @@ BEGIN
     FOR v_day IN SELECT generate_series(v_from, v_as_of_date, interval '1 day')::date LOOP
         -- the last instant of the day, or the as-of instant for the as-of date
         v_at := LEAST(((v_day + 1)::timestamp AT TIME ZONE p_time_zone) - interval '1 microsecond', p_as_of);
+        v_status_at := GREATEST(v_at, v_status_map_first);  -- GREATEST ignores NULL: no map yet, v_at
+        v_priority_at := GREATEST(v_at, v_priority_map_first);
         v_all_issues := v_day >= COALESCE(v_full_from, 'infinity');
         INSERT INTO pg_temp.snapshot_day VALUES (to_char(v_day, 'YYYYMMDD')::integer, v_all_issues);
 
@@ -207,7 +217,8 @@ BEGIN
             FROM pg_temp.raw_status AS r
             JOIN dim.status_map AS sm
                 ON sm.source_system = r.source_system AND lower(btrim(sm.raw_status)) = r.status_key
-                AND sm.valid_from <= v_at AND sm.valid_to > v_at AND NOT sm.is_deleted AND sm.status_map_sk <> -1
+                AND sm.valid_from <= v_status_at AND sm.valid_to > v_status_at AND NOT sm.is_deleted
+                AND sm.status_map_sk <> -1
             ORDER BY r.source_system, r.raw_status, sm.raw_status COLLATE "C", octet_length(sm.raw_status)
         ),
 
@@ -220,7 +231,8 @@ BEGIN
             FROM pg_temp.raw_priority AS r
             LEFT JOIN dim.priority_map AS pm
                 ON pm.source_system = r.source_system AND lower(btrim(pm.raw_priority)) = r.priority_key
-                AND pm.valid_from <= v_at AND pm.valid_to > v_at AND NOT pm.is_deleted AND pm.priority_map_sk <> -1
+                AND pm.valid_from <= v_priority_at AND pm.valid_to > v_priority_at AND NOT pm.is_deleted
+                AND pm.priority_map_sk <> -1
             ORDER BY r.source_system, r.raw_priority, pm.raw_priority COLLATE "C", octet_length(pm.raw_priority)
         ),
 
