@@ -14,9 +14,9 @@ it is not deleted). What: each map is read at GREATEST(the day's instant, its fi
 the issue's current version. The bridge step's ``ctl.step_state`` row is removed, so the next run derives
 every review's rows once (identical rows left alone). Backfilled days already stored come right with the
 same backfill run again. Risk: two MIN lookups on the map dimensions per run; one join on the current-row
-index of dim.issue per bridge candidate; the bridge's first run after the upgrade reads every window, as a first
-load does (2.0 s for 344,000 rows in the README's benchmark). Downgrade re-applies the previous frozen texts and removes the
-bridge step's state again.
+index of dim.issue per bridge candidate; the bridge's first run after the upgrade reads every window, as a
+first load does (2.0 s for 344,000 rows in the README's benchmark). Downgrade re-applies the previous frozen
+texts and removes the bridge step's state again.
 
 Revision ID: 0020
 Revises: 0019
