@@ -91,3 +91,21 @@ def test_seed_106_an_issue_moved_away_and_back_counts_in_the_review_bridge_again
         ), runs=(RunPlan(at=33746, repeat=False, fault=None, full_refresh=False, backfill_days=None), )),
     ))  # fmt: skip
     assert replay(model_warehouse, scenario) is None
+
+
+def test_seed_118_an_issue_first_seen_closed_without_closed_at_closed_from_its_creation(model_warehouse: sa.Engine) -> None:
+    """Found by the randomized comparison (seed 118, day 23; written small by hand): the status map as first
+    loaded makes Revizto's 'Ready to check' closed, and an issue is created in that status (so the tracker stamps no
+    closed_at) and edited before the next run. Its first state holds from its creation, so its closed event is
+    at its created_at, as the warehouse has it; the model put it at the edit (the version's change time). The
+    model was wrong."""
+    scenario = Scenario(seed=118, start=datetime.datetime(2026, 6, 1, 0, 0, tzinfo=datetime.UTC), days=(
+        Day(number=0, changes=(
+            Change(at=30, commit=30, kind='map_status', args={'source': 'Revizto', 'raw': 'Ready to check', 'normalized': 'Closed', 'closed': True}),
+        ), runs=(RunPlan(at=60),)),
+        Day(number=1, changes=(
+            Change(at=1600, commit=1600, kind='new_issue', args={'tracker': 'Revizto', 'tproj': '101', 'issue': '3001', 'status': 'Ready to check', 'priority': 'L2 - High'}),
+            Change(at=1900, commit=1900, kind='set_priority', args={'tracker': 'Revizto', 'tproj': '101', 'issue': '3001', 'priority': 'L1 - Critical'}),
+        ), runs=(RunPlan(at=2000),)),
+    ))  # fmt: skip
+    assert replay(model_warehouse, scenario) is None

@@ -391,8 +391,8 @@ def _events_of(world: World, key: IssueKey, known: list[Version]) -> Table:
             times = issue_times(row, world.source_zone)
             began = times["created_at"] or version.valid_from  # the issue's first state holds from its creation
             add("created", began, None, row, owner)
-            if _closed_then(world, row, began):
-                add("closed", times["closed_at"] or version.valid_from, None, row, owner)
+            if _closed_then(world, row, began):  # closed in its first state, which holds from its creation
+                add("closed", times["closed_at"] or began, None, row, owner)
             if row["is_deleted"]:
                 add("deleted", times["deleted_at"] or version.valid_from, None, row, owner)
         else:
