@@ -29,7 +29,9 @@ def test_seed_4_shrunk_to_2_days(model_warehouse: sa.Engine) -> None:
     assert replay(model_warehouse, scenario) is None
 
 
-def test_seed_10_an_unresolved_issue_read_again_unchanged_is_not_resolved_for_its_past(model_warehouse: sa.Engine) -> None:
+def test_seed_10_an_unresolved_issue_read_again_unchanged_is_not_resolved_for_its_past(
+    model_warehouse: sa.Engine,
+) -> None:
     """Found by the randomized comparison (seed 10, day 18; written small by hand): tracker project 102 is named
     'Coastal Clinic', like projects 4 and 5, so its issues are unresolved; project 5 is renamed, and a full
     refresh reads issue 1009 again, unchanged: the warehouse resolved it to project 4 for every past day, where
@@ -54,7 +56,9 @@ def test_seed_101_a_backfill_before_the_first_run_extends_the_snapshot_back(mode
     assert replay(model_warehouse, scenario) is None
 
 
-def test_seed_6_an_issue_sent_again_with_only_its_change_time_moved_keeps_its_resolution(model_warehouse: sa.Engine) -> None:
+def test_seed_6_an_issue_sent_again_with_only_its_change_time_moved_keeps_its_resolution(
+    model_warehouse: sa.Engine,
+) -> None:
     """Found by the randomized comparison (seed 6, shrunk): tracker project 102 is named 'Coastal Clinic', like
     projects 4 and 5, so issue 1003 is unresolved; project 5 is renamed, and the tracker sends 1003 again with a
     new change time and the priority it already had. The warehouse keeps it unresolved (no new state: no new
@@ -93,7 +97,9 @@ def test_seed_106_an_issue_moved_away_and_back_counts_in_the_review_bridge_again
     assert replay(model_warehouse, scenario) is None
 
 
-def test_seed_118_an_issue_first_seen_closed_without_closed_at_closed_from_its_creation(model_warehouse: sa.Engine) -> None:
+def test_seed_118_an_issue_first_seen_closed_without_closed_at_closed_from_its_creation(
+    model_warehouse: sa.Engine,
+) -> None:
     """Found by the randomized comparison (seed 118, day 23; written small by hand): the status map as first
     loaded makes Revizto's 'Ready to check' closed, and an issue is created in that status (so the tracker stamps no
     closed_at) and edited before the next run. Its first state holds from its creation, so its closed event is
@@ -107,5 +113,27 @@ def test_seed_118_an_issue_first_seen_closed_without_closed_at_closed_from_its_c
             Change(at=1600, commit=1600, kind='new_issue', args={'tracker': 'Revizto', 'tproj': '101', 'issue': '3001', 'status': 'Ready to check', 'priority': 'L2 - High'}),
             Change(at=1900, commit=1900, kind='set_priority', args={'tracker': 'Revizto', 'tproj': '101', 'issue': '3001', 'priority': 'L1 - Critical'}),
         ), runs=(RunPlan(at=2000),)),
+    ))  # fmt: skip
+    assert replay(model_warehouse, scenario) is None
+
+
+def test_seed_131_a_review_completed_again_at_the_same_issue_time_keeps_its_first_completion(
+    model_warehouse: sa.Engine,
+) -> None:
+    """Found by the randomized comparison (seed 131, day 27; written small by hand): a review completed, then
+    cancelled, then issued keeps its actual_issued_at, so both completions fall on one (review, 'completed',
+    instant) key. The warehouse keeps the first (planned → completed); the model kept the last (cancelled →
+    report_issued). The model was wrong: the README's event grain keeps the first event at a key."""
+    scenario = Scenario(seed=131, start=datetime.datetime(2026, 6, 1, 0, 0, tzinfo=datetime.UTC), days=(
+        Day(number=0, changes=(), runs=(RunPlan(at=60),)),
+        Day(number=1, changes=(
+            Change(at=2040, commit=2040, kind='review_status', args={'review': 2, 'status': 'completed'}),
+        ), runs=(RunPlan(at=2100),)),
+        Day(number=2, changes=(
+            Change(at=3480, commit=3480, kind='review_status', args={'review': 2, 'status': 'cancelled'}),
+        ), runs=(RunPlan(at=3540),)),
+        Day(number=3, changes=(
+            Change(at=4920, commit=4920, kind='review_status', args={'review': 2, 'status': 'report_issued'}),
+        ), runs=(RunPlan(at=4980),)),
     ))  # fmt: skip
     assert replay(model_warehouse, scenario) is None

@@ -213,8 +213,9 @@ def _version_attributes(row: Row, source_zone: str) -> tuple:
 
 def review_events(history: History, masters: Masters) -> Table:
     """Planned, status change, completed, cancelled, reopened, rescheduled, issued and deleted events, one row
-    per (review, event type, instant), from each review's whole history. Timed at the version's start (when a
-    run first saw the change), except issued and completed, at actual_issued_at (else the version's start).
+    per (review, event type, instant), the first one there, from each review's whole history. Timed at the
+    version's start (when a run first saw the change), except issued and completed, at actual_issued_at (else
+    the version's start).
     Values: statuses; the target date (due, else planned) as an ISO date; the issued instant as ISO UTC."""
     settings = history.settings
     zone, source_zone = settings.business_timezone, settings.source_timezone
@@ -222,12 +223,17 @@ def review_events(history: History, masters: Masters) -> Table:
     for review_id, known in masters.reviews.items():
 
         def add(kind: str, at: datetime, version: Row, old: object, new: object) -> None:
-            events[(review_id, kind, at)] = {  # noqa: B023 (used at once, in this iteration)
-                "event_date": timeline.local_date(at, zone),
-                "review_version": _version_attributes(version, source_zone),
-                "from_value": old,
-                "to_value": new,
-            }
+            # the first event at a key stays: a review completed again at the same actual_issued_at (completed,
+            # cancelled, report issued keeps the issue time) is one completion, the one that happened first
+            events.setdefault(
+                (review_id, kind, at),  # noqa: B023 (used at once, in this iteration)
+                {
+                    "event_date": timeline.local_date(at, zone),
+                    "review_version": _version_attributes(version, source_zone),
+                    "from_value": old,
+                    "to_value": new,
+                },
+            )
 
         before: Row | None = None
         for version in known:
