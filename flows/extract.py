@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows import time_zones
 from flows.errors import SourceError, SourceUnavailable
 from flows.redaction import redact_url
 from flows.sources import Partition, SourceObject
@@ -57,12 +58,15 @@ def plan_windows(
     as_of: datetime,
     lookback: timedelta,
     source_timezone: str,
+    warehouse_dialect: str,
     full_refresh: bool,
 ) -> list[ExtractWindow]:
-    """The windows of ``source`` for a run at ``as_of`` (one per watermark partition)."""
+    """The windows of ``source`` for a run at ``as_of`` (one per watermark partition), each with the zone of
+    its rows' timestamps as the warehouse's SQL names it (the loaders read it in ``AT TIME ZONE``)."""
     windows = []
     for partition in source.watermark_partitions():
-        zone = UTC_ZONE if partition.time_semantics == "utc" else source_timezone
+        iana = UTC_ZONE if partition.time_semantics == "utc" else source_timezone
+        zone = time_zones.database_name(iana, warehouse_dialect)
         before = watermarks.get((source.name, partition.value))
         if source.strategy == "full_compare":
             windows.append(ExtractWindow(source.name, partition.value, source.strategy, None, None, None, zone))

@@ -66,7 +66,7 @@ def load_fact(
     load, phase = FACT_LOADS_BY_PROCEDURE[procedure], fact_phase(run_id)
     since = phase.since[procedure]
     arguments: dict[str, object] = {
-        "p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.settings.business_timezone,
+        "p_run_id": run_id, "p_as_of": as_of, "p_time_zone": ctx.database_zone(ctx.settings.business_timezone),
         "p_since_run_id": since.run_id,
     }  # fmt: skip
     if load.since_as_of:

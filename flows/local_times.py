@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from flows import time_zones
 from flows.sources import SourceObject
 
 FIRST_YEAR, LAST_YEAR = 1900, 2199  # the quarantine's date range: outside it a row is rejected anyway
@@ -158,7 +159,7 @@ def _plan(source: SourceObject, columns: list[str], sql: _Sql) -> dict[str, tupl
 
 
 def staged_years(conn: sa.Connection, source: SourceObject, columns: list[str], run_id: int, zone: str) -> range:
-    """The years the staged local times of this run span (empty when there are none)."""
+    """The years the staged local times of this run span (empty when there are none); ``zone`` as stamped."""
     bounds = ", ".join(f"MIN(s.{c}), MAX(s.{c})" for c in columns)
     found = conn.execute(
         sa.text(f"SELECT {bounds} FROM stg.{source.staging_table} AS s WHERE s.run_id = :r AND s.time_zone = :z"),
@@ -181,12 +182,13 @@ def resolve_local_times(
         return 0
     found = {"r": run_id, "s": source.name}
     conn.execute(sa.text(f"DELETE FROM {RECORDS} WHERE run_id = :r AND source_object = :s"), found)  # a retry
-    years = staged_years(conn, source, columns, run_id, zone)
+    stamped = time_zones.database_name(zone, conn.dialect.name)  # as the extract stamped the staged rows
+    years = staged_years(conn, source, columns, run_id, stamped)
     changes = transitions(zone, years.start, years.stop - 1) if years else ()
     if not changes:
         return 0
     inserts, update = statements(source, columns, conn.dialect.name, changes, key_sql)
-    params = {**found, "z": zone}
+    params = {**found, "z": stamped}
     for insert in inserts:
         conn.execute(sa.text(insert), params)
     return int(conn.execute(sa.text(update), params).rowcount)

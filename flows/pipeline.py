@@ -15,7 +15,19 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import database, extract, loaded_rows, quality, retention, roles, source_schema, table_counts, validation
+from flows import (
+    database,
+    extract,
+    loaded_rows,
+    quality,
+    retention,
+    roles,
+    source_schema,
+    table_counts,
+    time_zones,
+    validation,
+)
+from flows.errors import ConfigurationError
 from flows.facts import FACT_LOADS
 from flows.key_sets import close_vanished, stage_key_set
 from flows.run_log import RunLog, StepCounts
@@ -62,7 +74,24 @@ class Context:
         source_url = database.source_url(settings)
         same = warehouse_url.render_as_string(hide_password=False) == source_url.render_as_string(hide_password=False)
         warehouse = database.engine_for(warehouse_url)
-        return cls(settings, warehouse, warehouse if same else database.engine_for(source_url), same)
+        context = cls(settings, warehouse, warehouse if same else database.engine_for(source_url), same)
+        context.check_zones()
+        return context
+
+    def database_zone(self, zone: str) -> str:
+        """The IANA ``zone`` as the warehouse's SQL names it (``time_zones.database_name``)."""
+        return time_zones.database_name(zone, self.warehouse.dialect.name)
+
+    def check_zones(self) -> None:
+        """Fail before anything is read when the warehouse's database has no name for a configured zone."""
+        for setting, zone in (("PMW_BUSINESS_TIMEZONE", self.settings.business_timezone),
+                              ("PMW_SOURCE_TIMEZONE", self.settings.source_timezone)):  # fmt: skip
+            try:
+                self.database_zone(zone)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    setting, zone, f"a zone {self.warehouse.dialect.name} can convert times in", str(exc)
+                ) from None
 
     @property
     def checks_engine(self) -> Engine:
@@ -101,7 +130,8 @@ def plan_windows(
     """The windows of one source for this run, with the run's look-back and source time zone."""
     return extract.plan_windows(
         source, watermarks, as_of=as_of, lookback=timedelta(hours=ctx.settings.lookback_hours),
-        source_timezone=ctx.settings.source_timezone, full_refresh=full_refresh,
+        source_timezone=ctx.settings.source_timezone, warehouse_dialect=ctx.warehouse.dialect.name,
+        full_refresh=full_refresh,
     )  # fmt: skip
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -22,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows import time_zones
 from flows.errors import ConfigurationError, InvalidSettings
 from flows.redaction import register_url
 
@@ -54,10 +54,13 @@ class Settings(BaseSettings):
     )
     home: Path = Field(default=Path(".pmw"), description="Data directory (embedded server, logs).")
     log_level: str = Field(default="INFO", description="Python log level.")
-    business_timezone: str = Field(default="Australia/Sydney", description="IANA zone of local dates.")
+    business_timezone: str = Field(
+        default="Australia/Sydney", description="IANA zone of local dates (a Windows name is read as its IANA zone)."
+    )
     source_timezone: str = Field(
         default="Australia/Sydney",
-        description="IANA zone of the source server's local (offset-less, non-UTC) timestamps.",
+        description="IANA zone of the source server's local (offset-less, non-UTC) timestamps (a Windows name "
+        "is read as its IANA zone).",
     )
     fiscal_year_start_month: int = Field(default=7, ge=1, le=12, description="Month in which the fiscal year starts.")
     lookback_hours: float = Field(
@@ -153,11 +156,7 @@ class Settings(BaseSettings):
     @field_validator("business_timezone", "source_timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("an IANA time zone name such as 'Australia/Sydney' or 'UTC'") from exc
-        return value
+        return time_zones.iana_name(value)  # a Windows name is read as its IANA zone
 
     def model_post_init(self, context: object, /) -> None:
         # every process reads its settings before it connects: from here on its logs and errors hide them

@@ -64,8 +64,8 @@ def test_url_database_is_kept_when_warehouse_db_is_not_set(monkeypatch: pytest.M
         ("PMW_QUALITY_CHECK_TIMEOUT_SECONDS", "soon", "a number > 0 and <= 3600", "60"),
         ("PMW_FISCAL_YEAR_START_MONTH", "13", "a whole number from 1 to 12", "7"),
         ("PMW_CALENDAR_START", "someday", "a date such as 2000-01-01", "2000-01-01"),
-        ("PMW_BUSINESS_TIMEZONE", "Mars/Olympus", "an IANA time zone name such as 'Australia/Sydney' or 'UTC'",
-         "Australia/Sydney"),
+        ("PMW_BUSINESS_TIMEZONE", "Mars/Olympus", "an IANA time zone name such as 'Australia/Sydney' or 'UTC', "
+         "or a Windows one such as 'AUS Eastern Standard Time'", "Australia/Sydney"),
         ("PMW_LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)", "INFO"),
         ("WAREHOUSE_DB", 'x"; DROP', "a database name of 1-63 characters without quotes, slashes or semicolons",
          "ProjectManagement"),
