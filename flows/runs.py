@@ -176,36 +176,45 @@ def print_quality(settings: Settings, run_id: int | None = None) -> bool:
     return True
 
 
+# The statements of `pmw status`, `pmw demo` and the mart highlights are plain SQL both dialects run (no
+# LIMIT, FILTER or EXTRACT): the first rows are taken by the client, durations computed in Python.
+# tests/test_runs_sql.py parses every one of them as T-SQL.
+BACKLOG_SQL = (
+    "SELECT project_name, sum(open_issues) AS open_issues, sum(high_priority_open) AS high "
+    "FROM mart.issue_backlog_age GROUP BY project_name ORDER BY 2 DESC, 1"
+)
+REVIEWS_SQL = (
+    "SELECT sum(completed_on_time) AS on_time, sum(completed) AS completed, sum(overdue) AS overdue "
+    "FROM mart.review_performance"
+)
+VARIANCES_SQL = (
+    "SELECT project_name, service_code, earned_value, claimed, variance FROM mart.service_financials "
+    "WHERE month = (SELECT max(month) FROM mart.service_financials) ORDER BY abs(variance) DESC, project_name"
+)
+ATTENTION_SQL = (
+    "SELECT attention, count(*) AS projects FROM mart.project_scorecard WHERE attention IS NOT NULL "
+    "GROUP BY attention ORDER BY 2 DESC, 1"
+)
+RUN_TIMES_SQL = (
+    "SELECT started_at, ended_at, (SELECT sum(duration_ms) FROM ctl.run_step AS s WHERE s.run_id = r.run_id) "
+    "AS steps_ms FROM ctl.run AS r WHERE run_id = :r"
+)
+
+
+def dimension_counts(name: str) -> sa.Select[Any]:
+    """Current rows and all versions of ``dim.<name>`` (its unknown member left out)."""
+    dim = sa.table(name, sa.column(f"{name}_sk"), sa.column("is_current"), schema="dim")
+    current = sa.func.sum(sa.case((dim.c.is_current == sa.true(), 1), else_=0))  # = 1 on SQL Server's BIT
+    return sa.select(sa.func.coalesce(current, 0), sa.func.count()).where(dim.c[f"{name}_sk"] != -1)
+
+
 def print_mart_highlights(settings: Settings, limit: int = 3) -> None:
     """A few lines from the marts: open issues, review punctuality, fee variances, what needs attention."""
     with _engine(settings).connect() as conn:
-        backlog = conn.execute(
-            sa.text(
-                "SELECT project_name, sum(open_issues) AS open_issues, sum(high_priority_open) AS high "
-                "FROM mart.issue_backlog_age GROUP BY project_name ORDER BY 2 DESC, 1 LIMIT :n"
-            ),
-            {"n": limit},
-        ).all()
-        reviews = conn.execute(
-            sa.text(
-                "SELECT sum(completed_on_time) AS on_time, sum(completed) AS completed, sum(overdue) AS overdue "
-                "FROM mart.review_performance"
-            )
-        ).one()
-        variances = conn.execute(
-            sa.text(
-                "SELECT project_name, service_code, earned_value, claimed, variance FROM mart.service_financials "
-                "WHERE month = (SELECT max(month) FROM mart.service_financials) "
-                "ORDER BY abs(variance) DESC, project_name LIMIT :n"
-            ),
-            {"n": limit},
-        ).all()
-        attention = conn.execute(
-            sa.text(
-                "SELECT attention, count(*) AS projects FROM mart.project_scorecard WHERE attention IS NOT NULL "
-                "GROUP BY attention ORDER BY 2 DESC, 1"
-            )
-        ).all()
+        backlog = conn.execute(sa.text(BACKLOG_SQL)).fetchmany(limit)
+        reviews = conn.execute(sa.text(REVIEWS_SQL)).one()
+        variances = conn.execute(sa.text(VARIANCES_SQL)).fetchmany(limit)
+        attention = conn.execute(sa.text(ATTENTION_SQL)).all()
     print("Projects with the most open issues (mart.issue_backlog_age):")
     for row in backlog:
         print(f"  {row.project_name:<40} {row.open_issues:>6,} open, {row.high:>5,} high priority")
@@ -238,9 +247,7 @@ def print_demo_summary(settings: Settings, run_ids: list[int]) -> None:
             + " ".join(f"{'run ' + str(r):>9}" for r in run_ids)
         )
         for name in DIMENSIONS:
-            current, versions = conn.execute(
-                sa.text(f"SELECT count(*) FILTER (WHERE is_current), count(*) FROM dim.{name} WHERE {name}_sk <> -1")
-            ).one()
+            current, versions = conn.execute(dimension_counts(name)).one()
             created = [
                 conn.execute(
                     sa.text(f"SELECT count(*) FROM dim.{name} WHERE run_id = :r AND {name}_sk <> -1"), {"r": run_id}
@@ -250,15 +257,8 @@ def print_demo_summary(settings: Settings, run_ids: list[int]) -> None:
             print(f"{name:<18} {current:>13,} {versions:>9,} " + " ".join(f"{n:>9,}" for n in created))
         print("\n(run columns: versions written by that run)")
         for run_id in run_ids:
-            seconds, steps_ms = conn.execute(
-                sa.text(
-                    "SELECT EXTRACT(EPOCH FROM ended_at - started_at), "
-                    "(SELECT sum(duration_ms) FROM ctl.run_step AS s WHERE s.run_id = r.run_id) "
-                    "FROM ctl.run AS r WHERE run_id = :r"
-                ),
-                {"r": run_id},
-            ).one()
+            started, ended, steps_ms = conn.execute(sa.text(RUN_TIMES_SQL), {"r": run_id}).one()
             print(
-                f"run {run_id}: {float(seconds):.2f} s in the run, "
+                f"run {run_id}: {(ended - started).total_seconds():.2f} s in the run, "
                 f"{int(steps_ms or 0) / 1000:.2f} s of it in database steps"
             )

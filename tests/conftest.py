@@ -73,6 +73,14 @@ def without_commit_flushes(admin: URL) -> URL:
     return admin
 
 
+def tsql_violations(sql: str) -> list[str]:
+    """What sqlfluff's T-SQL parser cannot parse in ``sql`` (no SQL Server runs here: parsing is the check)."""
+    from sqlfluff.core import FluffConfig, Linter
+
+    parsed = Linter(config=FluffConfig(overrides={"dialect": "tsql"})).parse_string(sql)
+    return [str(v) for v in parsed.violations]
+
+
 @contextmanager
 def without_flow_heartbeats() -> Iterator[None]:
     """Flow calls without Prefect's run heartbeats. Prefect 3.9 joins the heartbeat thread as each sync flow

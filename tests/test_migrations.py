@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from conftest import REPO_ROOT, create_database, drop_database
+from conftest import REPO_ROOT, create_database, drop_database, tsql_violations
 from schema_snapshot import WAREHOUSE_SCHEMAS, snapshot
 
 from flows import embedded, migrate
@@ -219,18 +219,10 @@ def test_offline_mssql_script_is_batch_separated_and_stops_at_the_first_error() 
     assert f"VALUES ('{_revision_order()[0]}')" in script and f"SET version_num='{heads[0]}'" in script
 
 
-def _tsql_violations(sql: str) -> list[str]:
-    from sqlfluff.core import FluffConfig, Linter
-
-    linter = Linter(config=FluffConfig(overrides={"dialect": "tsql"}))
-    parsed = linter.parse_string(sql)
-    return [str(v) for v in parsed.violations]
-
-
 def test_every_batch_of_the_mssql_script_parses_as_tsql() -> None:
     script = _offline("mssql").replace(":on error exit", "")
     for batch in _batches(script):
-        assert _tsql_violations(batch) == [], batch[:400]
+        assert tsql_violations(batch) == [], batch[:400]
 
 
 def test_every_mssql_procedure_file_parses_as_tsql_and_has_no_batch_separator() -> None:
@@ -239,14 +231,14 @@ def test_every_mssql_procedure_file_parses_as_tsql_and_has_no_batch_separator() 
     for path in files:
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"^\s*GO\s*$", text, flags=re.M), f"{path} contains GO: one object per file"
-        assert _tsql_violations(text) == [], path
+        assert tsql_violations(text) == [], path
         if re.search(r"CREATE\s+OR\s+ALTER\s+PROCEDURE", text, re.I):  # a function may not SET options
             assert "SET NOCOUNT ON" in text and "SET XACT_ABORT ON" in text, path
 
 
 def test_the_tsql_check_rejects_malformed_procedures() -> None:
     broken = "CREATE OR ALTER PROCEDURE warehouse.broken AS\nBEGIN\n    SELECT FROM WHERE (;\nEND\n"
-    assert _tsql_violations(broken)
+    assert tsql_violations(broken)
 
 
 @pytest.mark.parametrize("dialect", SUPPORTED_DIALECTS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import cloned, dispose_flow_engines, seeded_template, warehouse_at
+from conftest import cloned, dispose_flow_engines, seeded_template, tsql_violations, warehouse_at
 from sqlalchemy.engine import URL
 
 from flows import local_times, source_schema
@@ -246,13 +246,6 @@ def test_a_missing_source_column_is_still_named(clone: sa.Engine) -> None:
         source_schema.check_source_columns(clone, clone, SOURCES_BY_NAME["clients"])
 
 
-def _tsql_violations(sql: str) -> list[str]:
-    from sqlfluff.core import FluffConfig, Linter
-
-    parsed = Linter(config=FluffConfig(overrides={"dialect": "tsql"})).parse_string(sql)
-    return [str(v) for v in parsed.violations]
-
-
 def test_the_sql_server_statements_of_the_rules_parse_as_tsql() -> None:
     """No SQL Server runs here: the T-SQL the rule and the domains generate is at least valid T-SQL."""
     from flows import validation
@@ -264,9 +257,9 @@ def test_the_sql_server_statements_of_the_rules_parse_as_tsql() -> None:
     assert "DATEADD(second, -39600, s.created_at)" in update and "INTERVAL" not in update
     for statement in [*inserts, update]:
         tsql = statement.replace(":r", "@r").replace(":s", "@s").replace(":z", "@z")
-        assert _tsql_violations(tsql) == [], tsql[:400]
+        assert tsql_violations(tsql) == [], tsql[:400]
     money = ["unit_qty", "unit_rate", "lump_sum_fee", "agreed_fee", "progress_pct", "claimed_to_date"]
     for rule in validation._rules(services, dict.fromkeys(money, "decimal"), "mssql"):
         reason = rule.reason_sql or f"'{rule.reason}'"
         tsql = f"SELECT {reason} FROM stg.services AS s WHERE {rule.predicate}"
-        assert _tsql_violations(tsql.replace(":run_id", "@run_id")) == [], tsql
+        assert tsql_violations(tsql.replace(":run_id", "@run_id")) == [], tsql
