@@ -72,11 +72,17 @@ BEGIN
         SET @from = @as_of_date;
     ELSE
     BEGIN
-        -- a new version of an issue or of its text analytics (late data) from the day it starts on
+        -- a new version of an issue or of its text analytics, or of a project or a map (which can change
+        -- any issue's row; late data), from the day it starts on. The PostgreSQL version recomputes only the
+        -- changed issues' rows for an issue change; this one recomputes every issue from that day: the same
+        -- rows, more work (issue #15 lists it)
         SELECT @late_date = MIN(CAST(changed.valid_from AT TIME ZONE @p_time_zone AS DATE))
         FROM (
             SELECT valid_from FROM dim.issue WHERE run_id > @last_run
             UNION ALL SELECT valid_from FROM dim.issue_analytics WHERE run_id > @last_run
+            UNION ALL SELECT valid_from FROM dim.project WHERE run_id > @last_run
+            UNION ALL SELECT valid_from FROM dim.status_map WHERE run_id > @last_run
+            UNION ALL SELECT valid_from FROM dim.priority_map WHERE run_id > @last_run
         ) AS changed;
         SET @from = (SELECT MIN(v) FROM (VALUES (DATEADD(DAY, 1, @last_date)), (@late_date), (@as_of_date)) AS c (v));
         IF @from < @first_date SET @from = @first_date;
@@ -227,7 +233,9 @@ BEGIN
             issue_sk,
             project_sk,
             status_map_sk,
-            COALESCE(CAST(CONVERT(CHAR(8), created_date, 112) AS INT), -1) AS created_date_key,
+            -- the calendar's key, -1 for a date outside it (as PostgreSQL has it): never an orphan key
+            COALESCE((SELECT cd.date_key FROM dim.date AS cd WHERE cd.full_date = created_date), -1)
+                AS created_date_key,
             CAST(priority AS NVARCHAR(20)) AS priority,
             CAST(1 - is_closed AS BIT) AS is_open,
             CAST(is_closed AS BIT) AS is_closed,
