@@ -266,23 +266,47 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, SourceUnavailable) or getattr(exc, "transient", False):  # redaction.ScrubbedError keeps it
         return True
-    if isinstance(exc, sa.exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if lost_lock_conflict(exc):
+        return True
+    orig = driver_error(exc)
     try:
         import psycopg
         from psycopg import errors as pg_errors
 
-        if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
-            return True
-        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, pg_errors.QueryCanceled):
+        if isinstance(orig, psycopg.OperationalError) and not isinstance(orig, pg_errors.QueryCanceled):
             return True
     except ImportError:  # pragma: no cover - psycopg is a dependency
         pass
-    # pyodbc: communication link failure, deadlock victim (1205), serialization (40001)
-    state = str(getattr(exc, "args", [""])[0]) if getattr(exc, "args", None) else ""
-    return state in {"08S01", "08001", "40001"} or "1205" in str(exc)
+    return _odbc_state(orig) in {"08S01", "08001"}  # pyodbc: communication link failure
+
+
+def lost_lock_conflict(exc: BaseException) -> bool:
+    """True when the database chose this transaction as a deadlock's victim or failed it on a serialization
+    conflict: it was rolled back whole, and the same work run again normally succeeds."""
+    orig = driver_error(exc)
+    try:
+        from psycopg import errors as pg_errors
+
+        if isinstance(orig, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
+            return True
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    # pyodbc reports SQL Server's deadlock victim (error 1205) as SQLSTATE 40001
+    return _odbc_state(orig) == "40001" or (_odbc_state(orig) != "" and "(1205)" in str(orig))
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
+def _odbc_state(exc: BaseException) -> str:
+    """The SQLSTATE pyodbc puts first in an error's args ('' for other errors)."""
+    args = getattr(exc, "args", None)
+    return str(args[0]) if args and isinstance(args[0], str) and len(args[0]) == 5 else ""
 
 
 def set_transaction_setting(conn: sa.Connection, name: str, value: object) -> None:

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from flows import demo_source
-from flows.database import is_transient
+from flows.database import is_transient, lost_lock_conflict
 from flows.warehouse_flow import RunParameters, warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
@@ -23,8 +23,8 @@ def _error_from(engine: sa.Engine, sql: str) -> BaseException:
 def test_transient_errors_are_told_apart_from_the_rest(engine: sa.Engine) -> None:
     serialization = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$"
     deadlock = "DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = 'deadlock_detected'; END $$"
-    assert is_transient(_error_from(engine, serialization))
-    assert is_transient(_error_from(engine, deadlock))
+    for lost in (_error_from(engine, serialization), _error_from(engine, deadlock)):
+        assert is_transient(lost) and lost_lock_conflict(lost)
     assert not is_transient(_error_from(engine, "SELECT * FROM no_such_table"))
     assert not is_transient(_error_from(engine, "SELECT 1 / 0"))
     # a connection the server drops mid-statement
@@ -33,7 +33,25 @@ def test_transient_errors_are_told_apart_from_the_rest(engine: sa.Engine) -> Non
         killer.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
         with pytest.raises(sa.exc.DBAPIError) as dropped:
             victim.exec_driver_sql("SELECT 1")
-    assert is_transient(dropped.value)
+    assert is_transient(dropped.value) and not lost_lock_conflict(dropped.value)
+
+
+def test_sql_servers_errors_as_pyodbc_reports_them_are_told_apart() -> None:
+    # pyodbc is not importable here (no ODBC driver manager): its errors carry the SQLSTATE first in args,
+    # then the driver's text, which for SQL Server ends with the native error number in parentheses
+    class OdbcError(Exception):
+        pass
+
+    victim = OdbcError("40001", "[40001] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Transaction "
+                       "(Process ID 57) was deadlocked on lock resources with another process and has been chosen "
+                       "as the deadlock victim. Rerun the transaction. (1205) (SQLExecDirectW)")  # fmt: skip
+    link = OdbcError("08S01", "[08S01] [Microsoft][ODBC Driver 18 for SQL Server]Communication link failure (0)")
+    missing = OdbcError("42S02", "[42S02] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Invalid object "
+                        "name 'dim.projekt'. (208) (SQLExecDirectW)")  # fmt: skip
+    assert lost_lock_conflict(victim) and is_transient(victim)
+    assert is_transient(link) and not lost_lock_conflict(link)
+    assert not is_transient(missing) and not lost_lock_conflict(missing)
+    assert not is_transient(ValueError("1205 rows read"))  # a number in a message is not an error code
 
 
 @pytest.mark.usefixtures("prefect_harness")
