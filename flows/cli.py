@@ -233,6 +233,16 @@ def cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if runs.print_quality(settings, run_id=args.run) else 1
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import verify
+
+    if args.days < 0 or args.days > 30:
+        return _fail(f"--days {args.days} is out of range; use 0 (the initial load only) to 30")
+    comparisons = verify.verify(settings, args.against, scale=args.scale, seed=args.seed, days=args.days)
+    print(verify.report(comparisons))
+    return 0 if all(c.equal for c in comparisons) else 1
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     _print_settings(settings, problems={})
     return 0
@@ -342,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", type=int, default=1)
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(handler=cmd_demo)
+
+    check = sub.add_parser(
+        "verify", help="run the same runs into the embedded warehouse and an empty one, and compare every object"
+    )
+    check.add_argument("--against", required=True, metavar="URL", help="SQLAlchemy URL of an empty scratch database")
+    check.add_argument("--days", type=int, default=2, help="days the source advances after the initial load")
+    check.add_argument("--scale", type=int, default=1)
+    check.add_argument("--seed", type=int, default=42)
+    check.set_defaults(handler=cmd_verify)
 
     config = sub.add_parser("config", help="show the effective settings (secrets hidden)")
     config.set_defaults(handler=cmd_config)

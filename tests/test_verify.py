@@ -1,0 +1,96 @@
+"""`pmw verify --against URL`, PostgreSQL against PostgreSQL: a second database on the test server stands in
+for the user's SQL Server warehouse. Clean, every object is equal; with a difference planted in one table
+(a trigger of the test's own that changes one service's rows as they are written), that table is reported
+different, with its rows, and the objects it does not feed stay equal."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+from conftest import create_database, drop_database, warehouse_at
+from sqlalchemy.engine import URL
+
+from flows import cli, migrate, verify
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
+
+PLANTED = """
+CREATE FUNCTION public.plant_difference() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.service_id = (SELECT min(service_id) FROM stg.services) THEN
+        NEW.reviews_total := NEW.reviews_total + 1000;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER plant_difference BEFORE INSERT OR UPDATE ON fact.service_monthly
+    FOR EACH ROW EXECUTE FUNCTION public.plant_difference();
+"""
+
+
+def _results(output: str) -> dict[str, str]:
+    """object -> result, from the report's table."""
+    rows = re.findall(r"^((?:dim|fact|brg|mart)\.\w+)\s+\d+\s+\d+\s+(.+)$", output, re.M)
+    return dict(rows)
+
+
+def test_verify_finds_a_difference_planted_in_one_table(
+    server_admin_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the reference and the source go on the configured PostgreSQL server (here, the test server)
+    monkeypatch.setenv("PMW_WAREHOUSE_URL", server_admin_url.render_as_string(hide_password=False))
+    target = create_database(server_admin_url, prefix="pmw_verify_target")
+    try:
+        with warehouse_at(target):  # deployed ahead, as a DBA would with the offline script
+            migrate.upgrade("head")
+        engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(PLANTED)
+        engine.dispose()
+        # trust authentication ignores the password: it is there to show it is never printed
+        against = target.set(password="pw-never-shown").render_as_string(hide_password=False)
+
+        code = cli.main(["verify", "--against", against, "--days", "1"])
+        output = capsys.readouterr().out
+        assert code == 1, output
+        results = _results(output)
+        assert results["fact.service_monthly"].startswith("different"), output
+        # what the planted table feeds differs with it: the project month sums its services' reviews
+        fed_by_it = {"fact.project_monthly", "mart.service_financials", "mart.project_overview",
+                     "mart.project_scorecard"}  # fmt: skip
+        assert all(result == "equal" for name, result in results.items()
+                   if name not in fed_by_it | {"fact.service_monthly"}), output  # fmt: skip
+        assert {"dim.client", "fact.issue_daily", "brg.review_issue", "mart.issue_trend"} <= set(results)
+        shown = re.search(r"^fact\.service_monthly \(.*?\):\n(.*?)(?:\n\n|\Z)", output, re.M | re.S)
+        assert shown, output
+        assert re.search(r"reference only: .*reviews_total=(\d{1,3}),", shown[1]), shown[1]
+        assert re.search(r"target only: .*reviews_total=(1\d{3}),", shown[1]), shown[1]
+        assert "pw-never-shown" not in output
+
+        # the target now holds runs: a second verify refuses to write into it, naming what it needs
+        assert cli.main(["verify", "--against", against]) == 2
+        refused = capsys.readouterr()
+        assert "an empty database" in refused.err + refused.out
+        assert "pw-never-shown" not in refused.err + refused.out
+    finally:
+        drop_database(server_admin_url, target)
+        for name in (verify.REFERENCE_DB, verify.SOURCE_DB):
+            drop_database(server_admin_url, server_admin_url.set(database=name))
+
+
+def test_verify_without_a_difference_finds_every_object_equal(
+    server_admin_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PMW_WAREHOUSE_URL", server_admin_url.render_as_string(hide_password=False))
+    target = create_database(server_admin_url, prefix="pmw_verify_target")  # empty: verify upgrades it
+    try:
+        code = cli.main(["verify", "--against", target.render_as_string(hide_password=False), "--days", "0"])
+        output = capsys.readouterr().out
+        results = _results(output)
+        assert code == 0 and results and set(results.values()) == {"equal"}, output
+        assert re.search(rf"^{len(results)} of {len(results)} objects equal$", output, re.M), output
+    finally:
+        drop_database(server_admin_url, target)
+        for name in (verify.REFERENCE_DB, verify.SOURCE_DB):
+            drop_database(server_admin_url, server_admin_url.set(database=name))
