@@ -14,8 +14,6 @@ from sqlalchemy.engine import URL
 
 from flows import cli, migrate, verify
 
-pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
-
 PLANTED = """
 CREATE FUNCTION public.plant_difference() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -35,6 +33,8 @@ def _results(output: str) -> dict[str, str]:
     return dict(rows)
 
 
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow
 def test_verify_finds_a_difference_planted_in_one_table(
     server_admin_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -79,6 +79,8 @@ def test_verify_finds_a_difference_planted_in_one_table(
             drop_database(server_admin_url, server_admin_url.set(database=name))
 
 
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow
 def test_verify_without_a_difference_finds_every_object_equal(
     server_admin_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,3 +96,36 @@ def test_verify_without_a_difference_finds_every_object_equal(
         drop_database(server_admin_url, target)
         for name in (verify.REFERENCE_DB, verify.SOURCE_DB):
             drop_database(server_admin_url, server_admin_url.set(database=name))
+
+
+SMALL_WAREHOUSE = """
+CREATE SCHEMA dim; CREATE SCHEMA fact;
+CREATE TABLE dim.thing (thing_sk BIGINT PRIMARY KEY, name TEXT, valid_from DATE, row_hash TEXT);
+CREATE TABLE fact.sale (thing_sk BIGINT, amount NUMERIC(10, 2));
+"""
+
+
+def test_surrogate_keys_compare_as_the_rows_they_point_to_and_row_hashes_not_at_all(server_admin_url: URL) -> None:
+    # the same two versions of a thing, numbered the other way round and hashed differently, and a sale of each
+    numbered = {
+        "reference": "INSERT INTO dim.thing VALUES (1, 'a', '2026-01-01', 'x1'), (2, 'a', '2026-02-01', 'x2');"
+                     "INSERT INTO fact.sale VALUES (1, 1.50), (2, 7);",
+        "target": "INSERT INTO dim.thing VALUES (20, 'a', '2026-02-01', 'y'), (10, 'a', '2026-01-01', 'z');"
+                  "INSERT INTO fact.sale VALUES (10, 1.5), (20, 7.00);",
+    }  # fmt: skip
+    urls = {side: create_database(server_admin_url, prefix=f"pmw_verify_{side}") for side in numbered}
+    engines = {side: sa.create_engine(url, poolclass=sa.pool.NullPool) for side, url in urls.items()}
+    try:
+        for side, engine in engines.items():
+            with engine.begin() as conn:
+                conn.exec_driver_sql(SMALL_WAREHOUSE + numbered[side])
+        assert all(c.equal for c in verify.compare(engines["reference"], engines["target"]))
+        with engines["target"].begin() as conn:  # the later version's sale now points at the earlier version
+            conn.exec_driver_sql("UPDATE fact.sale SET thing_sk = 10 WHERE thing_sk = 20")
+        results = {c.name: c for c in verify.compare(engines["reference"], engines["target"])}
+        assert results["dim.thing"].equal and not results["fact.sale"].equal
+        assert results["fact.sale"].only_in_target == ["thing_sk=10, amount=7.00"]
+    finally:
+        for side, engine in engines.items():
+            engine.dispose()
+            drop_database(server_admin_url, urls[side])
