@@ -72,9 +72,9 @@ def test_every_dimension_load_calls_merge_scd2() -> None:
 @pytest.mark.parametrize(("caller", "call"), _merge_callers(), ids=_label)
 def test_merge_scd2s_statements_for_each_caller_are_sound(caller: str, call: dict, schema: tsql_names.Schema) -> None:
     # (a full compare builds the same statement, then calls close_vanished_keys: tested below)
-    dimension, keys = call["@dimension"], call["@key_columns"].split(",")
+    dimension, keys = call["@p_dimension"], call["@p_key_columns"].split(",")
     run = tsql_dynamic.Run(
-        arguments={**call, "@full_compare": 0, "@as_of": AS_OF, "@run_id": 7},
+        arguments={**call, "@p_full_compare": 0, "@p_as_of": AS_OF, "@p_run_id": 7},
         table_rows={"@keys": _key_rows(keys), "@attributes": _attribute_rows(schema, dimension, keys)},
         existing={f"dim.[{dimension}]", "tempdb..#incoming"},
     )
@@ -89,9 +89,9 @@ def _vanished_cases() -> list[tuple[str, dict, list[str]]]:
     compare (the key set is #incoming), and the flow's reconciliation of each cursor source."""
     cases = []
     for caller, call in _merge_callers():
-        keys = call["@key_columns"].split(",")
-        cases.append((caller, {"@p_dimension": call["@dimension"], "@p_key_columns": call["@key_columns"],
-                               "@p_present": "#incoming", "@p_present_columns": call["@key_columns"],
+        keys = call["@p_key_columns"].split(",")
+        cases.append((caller, {"@p_dimension": call["@p_dimension"], "@p_key_columns": call["@p_key_columns"],
+                               "@p_present": "#incoming", "@p_present_columns": call["@p_key_columns"],
                                "@p_present_run_id": None}, keys))  # fmt: skip
     for source in SOURCES:
         if key_sets.reconciled(source):

@@ -222,6 +222,43 @@ def view_columns(sql: str, schema: Schema) -> Columns:
     return Resolver(schema).output_columns(query, [], {})
 
 
+def _select_list_names(query: BaseSegment) -> list[str]:
+    """A query's column names in order: each select-list element's alias, or the column it names."""
+    while not query.is_type("select_statement"):  # WITH ... SELECT, or the first SELECT of a UNION
+        query = next(s for s in query.segments if s.is_type(*QUERY_TYPES))
+    clause = _first(query, "select_clause")
+    assert clause is not None
+    names = []
+    for element in _children(clause, "select_clause_element"):
+        alias = _first(element, "alias_expression")
+        identifier = _first(alias, *IDENTIFIER_TYPES) if alias is not None else None
+        reference = _first(element, "column_reference")
+        if identifier is not None:
+            names.append(_name(identifier))
+        elif reference is not None:
+            names.append(_parts(reference)[-1])
+        else:
+            raise AssertionError(f"a column without a name: {element.raw[:80]}")
+    return names
+
+
+def view_column_names(sql: str) -> list[str]:
+    """A view's column names in order."""
+    view = next(parse(sql).recursive_crawl("create_view_statement"))
+    return _select_list_names(next(s for s in view.segments if s.is_type(*QUERY_TYPES)))
+
+
+def closing_result_columns(sql: str) -> list[str]:
+    """The column names of the result set a procedure ends with (its last SELECT that reads into no table and
+    assigns no variable, at the top of its body), or [] when it ends with none."""
+    procedure = next(parse(sql).recursive_crawl("create_procedure_statement"))
+    body = next(procedure.recursive_crawl("begin_end_block"))
+    selects = [s for statement in _children(body, "statement") for s in _children(statement, "select_statement")]
+    results = [s for s in selects if _first(s, "into_table_clause") is None
+               and not any(True for _ in s.recursive_crawl("select_variable_assignment"))]  # fmt: skip
+    return _select_list_names(results[-1]) if results else []
+
+
 # --- resolution ----------------------------------------------------------------------------------------
 
 

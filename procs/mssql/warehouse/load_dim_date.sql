@@ -1,34 +1,34 @@
 -- warehouse.load_dim_date
--- Purpose:    fill dim.date with one row per day from @start_date to @end_date (inclusive):
+-- Purpose:    fill dim.date with one row per day from @p_start_date to @p_end_date (inclusive):
 --             calendar, ISO week (Monday start), weekend (Saturday, Sunday), fiscal year (starts on
---             the 1st of @fiscal_year_start_month, labelled by the calendar year in which it ends)
+--             the 1st of @p_fiscal_year_start_month, labelled by the calendar year in which it ends)
 --             and fiscal periods (fiscal month 1-12 and fiscal quarter 1-4 within that year).
 --             Idempotent: new days are inserted; a day whose fiscal attributes differ (after the
 --             fiscal start month changed) is updated in place; identical days are left alone.
 --             Independent of session settings: the weekday is counted from a known Monday
 --             (1900-01-01) instead of DATEPART(WEEKDAY) (DATEFIRST), names come from CHOOSE instead
 --             of DATENAME (LANGUAGE), and labels are built without FORMAT (culture).
--- Parameters: @start_date, @end_date: the range; @fiscal_year_start_month: 1-12.
+-- Parameters: @p_start_date, @p_end_date: the range; @p_fiscal_year_start_month: 1-12.
 -- Returns:    one row (rows_inserted, rows_updated) for the run log.
 -- Reads:      nothing.
 -- Writes:     dim.date.
 CREATE OR ALTER PROCEDURE warehouse.load_dim_date
-    @start_date DATE,
-    @end_date DATE,
-    @fiscal_year_start_month INT
+    @p_start_date DATE,
+    @p_end_date DATE,
+    @p_fiscal_year_start_month INT
 AS
 BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
-    IF @start_date IS NULL OR @end_date IS NULL OR @end_date < @start_date
-        THROW 50001, N'load_dim_date: invalid date range. Pass @start_date <= @end_date, both not NULL.', 1;
-    IF @start_date < '19000101' OR @end_date > '99981231'
+    IF @p_start_date IS NULL OR @p_end_date IS NULL OR @p_end_date < @p_start_date
+        THROW 50001, N'load_dim_date: invalid date range. Pass @p_start_date <= @p_end_date, both not NULL.', 1;
+    IF @p_start_date < '19000101' OR @p_end_date > '99981231'
         THROW 50002, N'load_dim_date: the range must lie within 1900-01-01 .. 9998-12-31.', 1;
-    IF @fiscal_year_start_month IS NULL OR @fiscal_year_start_month NOT BETWEEN 1 AND 12
-        THROW 50003, N'load_dim_date: @fiscal_year_start_month must be 1 (January) to 12 (December).', 1;
+    IF @p_fiscal_year_start_month IS NULL OR @p_fiscal_year_start_month NOT BETWEEN 1 AND 12
+        THROW 50003, N'load_dim_date: @p_fiscal_year_start_month must be 1 (January) to 12 (December).', 1;
 
-    DECLARE @day_count INT = DATEDIFF(DAY, @start_date, @end_date) + 1;
+    DECLARE @day_count INT = DATEDIFF(DAY, @p_start_date, @p_end_date) + 1;
     DECLARE @changes TABLE (change_action NVARCHAR(10) NOT NULL);
 
     WITH digits AS (
@@ -48,7 +48,7 @@ BEGIN
     ),
 
     days AS (
-        SELECT DATEADD(DAY, offset_days, @start_date) AS full_date
+        SELECT DATEADD(DAY, offset_days, @p_start_date) AS full_date
         FROM numbers
     ),
 
@@ -87,10 +87,10 @@ BEGIN
             (month_number - 1) / 3 + 1 AS quarter,
             calendar_year,
             calendar_year + CASE
-                WHEN @fiscal_year_start_month > 1 AND month_number >= @fiscal_year_start_month THEN 1
+                WHEN @p_fiscal_year_start_month > 1 AND month_number >= @p_fiscal_year_start_month THEN 1
                 ELSE 0
             END AS fiscal_year,
-            (month_number - @fiscal_year_start_month + 12) % 12 + 1 AS fiscal_month_number
+            (month_number - @p_fiscal_year_start_month + 12) % 12 + 1 AS fiscal_month_number
         FROM day_parts
     ),
 
@@ -117,8 +117,8 @@ BEGIN
             fiscal_year,
             CONCAT(N'FY', fiscal_year) AS fiscal_year_label,
             DATEFROMPARTS(
-                fiscal_year - CASE WHEN @fiscal_year_start_month > 1 THEN 1 ELSE 0 END,
-                @fiscal_year_start_month,
+                fiscal_year - CASE WHEN @p_fiscal_year_start_month > 1 THEN 1 ELSE 0 END,
+                @p_fiscal_year_start_month,
                 1
             ) AS fiscal_year_start_date,
             fiscal_month_number,

@@ -45,11 +45,11 @@ BEGIN
     WHERE run_id = @p_run_id;
 
     EXEC warehouse.merge_scd2
-        @dimension = N'issue_analytics',
-        @key_columns = N'source_system,source_issue_id',
-        @full_compare = 0,
-        @as_of = @p_as_of,
-        @run_id = @p_run_id,
+        @p_dimension = N'issue_analytics',
+        @p_key_columns = N'source_system,source_issue_id',
+        @p_full_compare = 0,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
         @rows_inserted = @rows_inserted OUTPUT,
         @rows_updated = @rows_updated OUTPUT,
         @rows_closed = @rows_closed OUTPUT,

@@ -58,11 +58,11 @@ BEGIN
     LEFT JOIN known_parents AS parent ON parent.category_id = s.parent_category_id;
 
     EXEC warehouse.merge_scd2
-        @dimension = N'issue_category',
-        @key_columns = N'category_id',
-        @full_compare = 0,
-        @as_of = @p_as_of,
-        @run_id = @p_run_id,
+        @p_dimension = N'issue_category',
+        @p_key_columns = N'category_id',
+        @p_full_compare = 0,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
         @rows_inserted = @rows_inserted OUTPUT,
         @rows_updated = @rows_updated OUTPUT,
         @rows_closed = @rows_closed OUTPUT,

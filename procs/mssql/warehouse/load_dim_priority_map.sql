@@ -34,11 +34,11 @@ BEGIN
     WHERE run_id = @p_run_id;
 
     EXEC warehouse.merge_scd2
-        @dimension = N'priority_map',
-        @key_columns = N'source_system,raw_priority',
-        @full_compare = 1,
-        @as_of = @p_as_of,
-        @run_id = @p_run_id,
+        @p_dimension = N'priority_map',
+        @p_key_columns = N'source_system,raw_priority',
+        @p_full_compare = 1,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
         @rows_inserted = @rows_inserted OUTPUT,
         @rows_updated = @rows_updated OUTPUT,
         @rows_closed = @rows_closed OUTPUT,

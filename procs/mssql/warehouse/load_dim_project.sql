@@ -41,11 +41,11 @@ BEGIN
     WHERE run_id = @p_run_id;
 
     EXEC warehouse.merge_scd2
-        @dimension = N'project',
-        @key_columns = N'project_id',
-        @full_compare = 1,
-        @as_of = @p_as_of,
-        @run_id = @p_run_id,
+        @p_dimension = N'project',
+        @p_key_columns = N'project_id',
+        @p_full_compare = 1,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
         @rows_inserted = @rows_inserted OUTPUT,
         @rows_updated = @rows_updated OUTPUT,
         @rows_closed = @rows_closed OUTPUT,

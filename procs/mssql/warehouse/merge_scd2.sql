@@ -1,27 +1,27 @@
 -- warehouse.merge_scd2
 -- Purpose:    apply #incoming (created and filled by the calling load_dim_* procedure: the
 --             dimension's business key and tracked columns, plus change_at and first_seen_from) to
---             dim.<@dimension> as SCD type 2, set-based, with the same rules as the PostgreSQL
+--             dim.<@p_dimension> as SCD type 2, set-based, with the same rules as the PostgreSQL
 --             version: one incoming row per key (the latest change); a key whose hash of tracked
 --             columns differs from its current row gets a new version and the old one is closed where
 --             it starts (contiguous); a new key starts at first_seen_from, else change_at, else
---             @as_of; inferred members are completed in place; with @full_compare, a current key
---             absent from #incoming (not an inferred member) is closed at @as_of and followed by a
+--             @p_as_of; inferred members are completed in place; with @p_full_compare, a current key
+--             absent from #incoming (not an inferred member) is closed at @p_as_of and followed by a
 --             deleted version (warehouse.close_vanished_keys), unless that would close more than
 --             SESSION_CONTEXT 'pmw.max_delete_share' of the dimension's live rows (of
 --             'pmw.max_delete_share_min_rows' or more, default 20; below that all of them): then it
 --             throws 50030 and nothing is written.
 --             Unchanged rows are not touched.
--- Parameters: @dimension: table in schema dim; @key_columns: comma-separated business key;
---             @full_compare; @as_of; @run_id. OUTPUT: @rows_inserted (new keys), @rows_updated (new
+-- Parameters: @p_dimension: table in schema dim; @p_key_columns: comma-separated business key;
+--             @p_full_compare; @p_as_of; @p_run_id. OUTPUT: @rows_inserted (new keys), @rows_updated (new
 --             versions, completed inferred members), @rows_closed, @rows_deleted (deleted versions).
--- Reads:      #incoming, dim.<@dimension>. Writes: dim.<@dimension>.
+-- Reads:      #incoming, dim.<@p_dimension>. Writes: dim.<@p_dimension>.
 CREATE OR ALTER PROCEDURE warehouse.merge_scd2
-    @dimension SYSNAME,
-    @key_columns NVARCHAR(1000),
-    @full_compare BIT,
-    @as_of DATETIMEOFFSET,
-    @run_id BIGINT,
+    @p_dimension SYSNAME,
+    @p_key_columns NVARCHAR(1000),
+    @p_full_compare BIT,
+    @p_as_of DATETIMEOFFSET,
+    @p_run_id BIGINT,
     @rows_inserted BIGINT = 0 OUTPUT,
     @rows_updated BIGINT = 0 OUTPUT,
     @rows_closed BIGINT = 0 OUTPUT,
@@ -31,8 +31,8 @@ BEGIN
     SET NOCOUNT ON;
     SET XACT_ABORT ON;
 
-    DECLARE @table NVARCHAR(300) = N'dim.' + QUOTENAME(@dimension);
-    DECLARE @sk NVARCHAR(300) = QUOTENAME(@dimension + N'_sk');
+    DECLARE @table NVARCHAR(300) = N'dim.' + QUOTENAME(@p_dimension);
+    DECLARE @sk NVARCHAR(300) = QUOTENAME(@p_dimension + N'_sk');
     DECLARE @keys TABLE (column_name SYSNAME NOT NULL, ordinal INT NOT NULL);
     DECLARE @attributes TABLE (column_name SYSNAME NOT NULL, ordinal INT NOT NULL);
     DECLARE @count BIGINT;
@@ -49,13 +49,13 @@ BEGIN
 
     INSERT INTO @keys (column_name, ordinal)
     SELECT LTRIM(RTRIM(value)), ROW_NUMBER() OVER (ORDER BY (SELECT NULL))
-    FROM STRING_SPLIT(@key_columns, N',');
+    FROM STRING_SPLIT(@p_key_columns, N',');
 
     INSERT INTO @attributes (column_name, ordinal)
     SELECT c.name, c.column_id
     FROM sys.columns AS c
     WHERE c.object_id = OBJECT_ID(@table)
-        AND c.name NOT IN (@dimension + N'_sk', N'row_hash', N'valid_from', N'valid_to', N'is_current',
+        AND c.name NOT IN (@p_dimension + N'_sk', N'row_hash', N'valid_from', N'valid_to', N'is_current',
             N'is_inferred', N'run_id')
         AND c.name NOT IN (SELECT column_name FROM @keys);
 
@@ -89,7 +89,7 @@ BEGIN
         + N'd.is_inferred AS current_inferred INTO #scd_cmp FROM #scd_in AS i LEFT JOIN ' + @table
         + N' AS d ON ' + @key_match + N' AND d.is_current = 1; '
         -- inferred members are completed in place
-        + N'UPDATE d SET ' + @set + N', row_hash = i.row_hash, is_inferred = 0, run_id = @run_id FROM ' + @table
+        + N'UPDATE d SET ' + @set + N', row_hash = i.row_hash, is_inferred = 0, run_id = @p_run_id FROM ' + @table
         + N' AS d INNER JOIN #scd_cmp AS i ON d.' + @sk + N' = i.current_sk WHERE i.current_inferred = 1; '
         + N'SET @updated = @@ROWCOUNT; '
         -- changed keys: close the current version where the new one starts
@@ -101,36 +101,36 @@ BEGIN
         -- new versions of changed keys, and new keys
         + N'INSERT INTO ' + @table + N' (' + @key_list + N', ' + @columns
         + N', row_hash, valid_from, valid_to, is_current, is_inferred, run_id) SELECT ' + @key_list + N', '
-        + @columns + N', row_hash, CASE WHEN current_sk IS NULL THEN COALESCE(first_seen_from, change_at, @as_of) '
+        + @columns + N', row_hash, CASE WHEN current_sk IS NULL THEN COALESCE(first_seen_from, change_at, @p_as_of) '
         + N'WHEN change_at > current_from THEN change_at ELSE DATEADD(MICROSECOND, 1, current_from) END, '
-        + N'''9999-12-31T00:00:00+00:00'', 1, 0, @run_id FROM #scd_cmp '
+        + N'''9999-12-31T00:00:00+00:00'', 1, 0, @p_run_id FROM #scd_cmp '
         + N'WHERE current_sk IS NULL OR (current_inferred = 0 AND current_hash <> row_hash); '
         + N'SET @inserted = @@ROWCOUNT - @closed;';
 
     EXEC sp_executesql
         @sql,
-        N'@as_of DATETIMEOFFSET, @run_id BIGINT, @inserted BIGINT OUTPUT, @updated BIGINT OUTPUT, '
+        N'@p_as_of DATETIMEOFFSET, @p_run_id BIGINT, @inserted BIGINT OUTPUT, @updated BIGINT OUTPUT, '
         + N'@closed BIGINT OUTPUT',
-        @as_of = @as_of,
-        @run_id = @run_id,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
         @inserted = @rows_inserted OUTPUT,
         @updated = @count OUTPUT,
         @closed = @rows_closed OUTPUT;
 
     SET @rows_deleted = 0;
-    IF @full_compare = 1
+    IF @p_full_compare = 1
     BEGIN
         -- hard deletes: a current key the full extract no longer has (an inferred member never was in it,
         -- nor is a key quarantined this run); close_vanished_keys also holds the circuit breaker
         EXEC warehouse.close_vanished_keys
-            @p_dimension = @dimension,
-            @p_key_columns = @key_columns,
+            @p_dimension = @p_dimension,
+            @p_key_columns = @p_key_columns,
             @p_present = N'#incoming',
-            @p_present_columns = @key_columns,
+            @p_present_columns = @p_key_columns,
             @p_max_delete_share = @max_delete_share,
             @p_min_rows = @min_rows,
-            @p_as_of = @as_of,
-            @p_run_id = @run_id,
+            @p_as_of = @p_as_of,
+            @p_run_id = @p_run_id,
             @p_report = 0,
             @rows_closed = @gone_closed OUTPUT,
             @rows_deleted = @rows_deleted OUTPUT;

@@ -1,0 +1,58 @@
+-- warehouse.load_dim_review
+-- Purpose:    SCD2 history of service reviews. Full compare (no change column; reviews are
+--             hard-deleted, which closes the row and adds a deleted version). actual_issued_at is
+--             the source server's local time, converted to UTC with the staged zone.
+--             T-SQL: #incoming is created here, not by a helper procedure, because a temporary
+--             table lives only as long as the procedure that created it.
+-- Parameters: @p_run_id: rows of stg.reviews staged by this run are loaded; @p_as_of: the run's as-of
+--             instant.
+-- Returns:    one row (rows_inserted, rows_updated, rows_closed, rows_deleted) for the run log.
+-- Reads:      stg.reviews. Writes: dim.review.
+CREATE OR ALTER PROCEDURE warehouse.load_dim_review
+    @p_run_id BIGINT,
+    @p_as_of DATETIMEOFFSET
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+
+    DECLARE @rows_inserted BIGINT = 0;
+    DECLARE @rows_updated BIGINT = 0;
+    DECLARE @rows_closed BIGINT = 0;
+    DECLARE @rows_deleted BIGINT = 0;
+
+    SELECT TOP (0)
+        review_id, service_id, cycle_no, planned_date, due_date, status, weight_factor, disciplines,
+        deliverables, actual_issued_at, assigned_user_id, is_deleted,
+        CAST(NULL AS DATETIMEOFFSET) AS change_at,
+        CAST(NULL AS DATETIMEOFFSET) AS first_seen_from
+    INTO #incoming
+    FROM dim.review;
+
+    INSERT INTO #incoming (
+        review_id, service_id, cycle_no, planned_date, due_date, status, weight_factor, disciplines,
+        deliverables, actual_issued_at, assigned_user_id, is_deleted, change_at, first_seen_from
+    )
+    SELECT
+        review_id, service_id, cycle_no, planned_date, due_date, status, weight_factor, disciplines,
+        deliverables, actual_issued_at AT TIME ZONE time_zone AT TIME ZONE 'UTC', assigned_user_id, CAST(0 AS BIT), @p_as_of, NULL
+    FROM stg.reviews
+    WHERE run_id = @p_run_id;
+
+    EXEC warehouse.merge_scd2
+        @p_dimension = N'review',
+        @p_key_columns = N'review_id',
+        @p_full_compare = 1,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
+        @rows_inserted = @rows_inserted OUTPUT,
+        @rows_updated = @rows_updated OUTPUT,
+        @rows_closed = @rows_closed OUTPUT,
+        @rows_deleted = @rows_deleted OUTPUT;
+
+    SELECT
+        @rows_inserted AS rows_inserted,
+        @rows_updated AS rows_updated,
+        @rows_closed AS rows_closed,
+        @rows_deleted AS rows_deleted;
+END

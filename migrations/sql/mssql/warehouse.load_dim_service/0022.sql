@@ -1,0 +1,60 @@
+-- warehouse.load_dim_service
+-- Purpose:    SCD2 history of project services. Full compare: status, progress_pct and fees
+--             change without updated_at, so every row is compared by hash each run.
+--             T-SQL: #incoming is created here, not by a helper procedure, because a temporary
+--             table lives only as long as the procedure that created it.
+-- Parameters: @p_run_id: rows of stg.services staged by this run are loaded; @p_as_of: the run's as-of
+--             instant.
+-- Returns:    one row (rows_inserted, rows_updated, rows_closed, rows_deleted) for the run log.
+-- Reads:      stg.services. Writes: dim.service.
+CREATE OR ALTER PROCEDURE warehouse.load_dim_service
+    @p_run_id BIGINT,
+    @p_as_of DATETIMEOFFSET
+AS
+BEGIN
+    SET NOCOUNT ON;
+    SET XACT_ABORT ON;
+
+    DECLARE @rows_inserted BIGINT = 0;
+    DECLARE @rows_updated BIGINT = 0;
+    DECLARE @rows_closed BIGINT = 0;
+    DECLARE @rows_deleted BIGINT = 0;
+
+    SELECT TOP (0)
+        service_id, project_id, phase, service_code, service_name, unit_type, unit_qty, unit_rate,
+        lump_sum_fee, agreed_fee, status, progress_pct, claimed_to_date, assigned_user_id, created_at,
+        is_deleted,
+        CAST(NULL AS DATETIMEOFFSET) AS change_at,
+        CAST(NULL AS DATETIMEOFFSET) AS first_seen_from
+    INTO #incoming
+    FROM dim.service;
+
+    INSERT INTO #incoming (
+        service_id, project_id, phase, service_code, service_name, unit_type, unit_qty, unit_rate, lump_sum_fee,
+        agreed_fee, status, progress_pct, claimed_to_date, assigned_user_id, created_at, is_deleted, change_at,
+        first_seen_from
+    )
+    SELECT
+        service_id, project_id, phase, service_code, service_name, unit_type, unit_qty, unit_rate, lump_sum_fee,
+        agreed_fee, status, progress_pct, claimed_to_date, assigned_user_id, created_at AT TIME ZONE time_zone AT TIME ZONE 'UTC',
+        CAST(0 AS BIT), @p_as_of, created_at AT TIME ZONE time_zone AT TIME ZONE 'UTC'
+    FROM stg.services
+    WHERE run_id = @p_run_id;
+
+    EXEC warehouse.merge_scd2
+        @p_dimension = N'service',
+        @p_key_columns = N'service_id',
+        @p_full_compare = 1,
+        @p_as_of = @p_as_of,
+        @p_run_id = @p_run_id,
+        @rows_inserted = @rows_inserted OUTPUT,
+        @rows_updated = @rows_updated OUTPUT,
+        @rows_closed = @rows_closed OUTPUT,
+        @rows_deleted = @rows_deleted OUTPUT;
+
+    SELECT
+        @rows_inserted AS rows_inserted,
+        @rows_updated AS rows_updated,
+        @rows_closed AS rows_closed,
+        @rows_deleted AS rows_deleted;
+END
