@@ -31,6 +31,30 @@ from flows import database, embedded
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def tests_database_dialect() -> str:
+    """The dialect of PMW_TEST_DATABASE_URL (PostgreSQL, the embedded test server, when unset)."""
+    external = os.environ.get("PMW_TEST_DATABASE_URL")
+    return make_url(external).get_backend_name() if external else "postgresql"
+
+
+POSTGRESQL_TEST_SERVER = (
+    "PostgreSQL-specific: it runs on the PostgreSQL test server (databases cloned from templates, the demo "
+    "source's generator, pg_catalog in its checks); against SQL Server, tests/test_on_sql_server.py and "
+    "`pmw verify` check the warehouse"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against SQL Server (PMW_TEST_DATABASE_URL an mssql+pyodbc URL) every test that needs the PostgreSQL test
+    server is skipped with the reason; the dialect-neutral ones (no database, or the embedded server of their
+    own) and those written for SQL Server run. Against PostgreSQL, the SQL Server tests skip themselves."""
+    if tests_database_dialect() != "mssql":
+        return
+    for item in items:
+        if "server_admin_url" in getattr(item, "fixturenames", ()) and "sql_server" not in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=POSTGRESQL_TEST_SERVER))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's .env or environment, or writes into the checkout's .pmw."""
@@ -45,7 +69,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def server_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
     """URL of a database on the test server from which other databases can be created."""
     external = os.environ.get("PMW_TEST_DATABASE_URL")
-    if external:
+    if external and tests_database_dialect() == "postgresql":
         yield make_url(external)
         return
     # Not under pytest's numbered temp dirs: pytest prunes old ones, and another pytest session on the

@@ -6,7 +6,8 @@
   parameters are the T-SQL procedure's ``OUTPUT`` parameters or the columns of its closing result set);
 * the tables each header declares it reads and writes, and each text touches exactly those tables and
   writes only the declared ones;
-* the columns of each mart view, in order (their types: see the note in README's dialect differences).
+* the columns of each mart view, in order (their types are not known offline for T-SQL: README, "Where
+  the dialects still differ").
 
 The rules of one procedure that drifted before (tests/test_dialect_drift.py) are read from both texts too.
 """

@@ -1,7 +1,8 @@
 """`pmw verify --against URL`, PostgreSQL against PostgreSQL: a second database on the test server stands in
-for the user's SQL Server warehouse. Clean, every object is equal; with a difference planted in one table
-(a trigger of the test's own that changes one service's rows as they are written), that table is reported
-different, with its rows, and the objects it does not feed stay equal."""
+for the user's SQL Server warehouse. With a difference planted in one table (a trigger of the test's own
+that changes one service's rows as they are written), that table and what it feeds are reported different,
+with their rows, and every other object equal (so verify invents no difference of its own: one such run
+takes a minute, so there is no second, clean one). Keys numbered differently compare equal."""
 
 from __future__ import annotations
 
@@ -73,25 +74,6 @@ def test_verify_finds_a_difference_planted_in_one_table(
         refused = capsys.readouterr()
         assert "an empty database" in refused.err + refused.out
         assert "pw-never-shown" not in refused.err + refused.out
-    finally:
-        drop_database(server_admin_url, target)
-        for name in (verify.REFERENCE_DB, verify.SOURCE_DB):
-            drop_database(server_admin_url, server_admin_url.set(database=name))
-
-
-@pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.slow
-def test_verify_without_a_difference_finds_every_object_equal(
-    server_admin_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("PMW_WAREHOUSE_URL", server_admin_url.render_as_string(hide_password=False))
-    target = create_database(server_admin_url, prefix="pmw_verify_target")  # empty: verify upgrades it
-    try:
-        code = cli.main(["verify", "--against", target.render_as_string(hide_password=False), "--days", "0"])
-        output = capsys.readouterr().out
-        results = _results(output)
-        assert code == 0 and results and set(results.values()) == {"equal"}, output
-        assert re.search(rf"^{len(results)} of {len(results)} objects equal$", output, re.M), output
     finally:
         drop_database(server_admin_url, target)
         for name in (verify.REFERENCE_DB, verify.SOURCE_DB):
