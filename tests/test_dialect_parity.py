@@ -101,18 +101,6 @@ def _kind(type_text: str) -> str:
     return kind + ("[]" if "[]" in type_text and kind != "text" else "")
 
 
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
 def _postgresql_signature(sql: str) -> tuple[list[tuple[str, str]], list[str]]:
     """(inputs as (name, kind), handed-back names) of a PostgreSQL procedure or function."""
     code = _code(sql)
@@ -123,7 +111,7 @@ def _postgresql_signature(sql: str) -> tuple[list[tuple[str, str]], list[str]]:
         depth += {"(": 1, ")": -1}.get(code[i], 0)
         i += 1
     inputs, outputs = [], []
-    for parameter in _split_top_level(code[start.end() : i - 1]):
+    for parameter in tsql_names.split_top_level(code[start.end() : i - 1]):
         words = parameter.split()
         if words[0].upper() in ("INOUT", "OUT"):
             outputs.append(words[1].lower())
@@ -141,7 +129,7 @@ def _tsql_signature(sql: str) -> tuple[list[tuple[str, str]], list[str]]:
     )
     assert head, "no CREATE OR ALTER PROCEDURE/FUNCTION"
     inputs, outputs = [], []
-    for parameter in _split_top_level(head[2]):
+    for parameter in tsql_names.split_top_level(head[2]):
         words = parameter.split()
         name = words[0].lstrip("@").lower()
         if words[-1].upper() == "OUTPUT":

@@ -172,16 +172,21 @@ def _parenthesised(text: str, start: int) -> str:
     raise ValueError(f"unbalanced parenthesis at {start}")
 
 
-def _table_columns(body: str) -> frozenset[str]:
+def split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses, each piece stripped (empty ones left out)."""
     pieces, depth, start = [], 0, 0
-    for i, ch in enumerate(body):
+    for i, ch in enumerate(text):
         depth += ch == "("
         depth -= ch == ")"
         if ch == "," and depth == 0:
-            pieces.append(body[start:i])
+            pieces.append(text[start:i])
             start = i + 1
-    pieces.append(body[start:])
-    words = [piece.split()[0] for piece in pieces if piece.split()]
+    pieces.append(text[start:])
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _table_columns(body: str) -> frozenset[str]:
+    words = [piece.split()[0] for piece in split_top_level(body)]
     return frozenset(
         w.strip('[]"').lower()
         for w in words
@@ -549,13 +554,17 @@ class Resolver:
             for child in clause.segments:
                 if child is not left:
                     self._check_region(child, inner, ctes)
+        self._check_joins_and_where(query, inner, ctes)
+        return frozenset()
+
+    def _check_joins_and_where(self, query: BaseSegment, inner: list[Scope], ctes: dict[str, Columns]) -> None:
+        """An UPDATE's or DELETE's join conditions, WHERE and OUTPUT, in the scope of its target and FROM."""
         for child in query.segments:
             if child.is_type("from_clause"):
                 for condition in self._join_conditions(child):
                     self._check_region(condition, inner, ctes)
             elif child.is_type("where_clause", "output_clause"):
                 self._check_region(child, inner, ctes)
-        return frozenset()
 
     def _delete(self, query: BaseSegment, scopes: list[Scope], ctes: dict[str, Columns]) -> Columns:
         reference = _first(query, "table_reference")
@@ -565,12 +574,7 @@ class Resolver:
             if name not in scope:
                 scope[name.split(".")[-1]] = scope[name] = self._table(reference, ctes)
         inner = [scope, *scopes]
-        for child in query.segments:
-            if child.is_type("from_clause"):
-                for condition in self._join_conditions(child):
-                    self._check_region(condition, inner, ctes)
-            elif child.is_type("where_clause", "output_clause"):
-                self._check_region(child, inner, ctes)
+        self._check_joins_and_where(query, inner, ctes)
         return frozenset()
 
     def _merge(self, query: BaseSegment, scopes: list[Scope], ctes: dict[str, Columns]) -> Columns:
