@@ -89,23 +89,24 @@ def _check_dialect(setting: str, url: URL) -> None:
 PINNED_SESSION = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "search_path": "public"}
 
 
-def create_engine(url: URL, **kwargs: object) -> Engine:
-    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data, pinned session)."""
+def create_engine(url: URL, *, setting: str = "PMW_WAREHOUSE_URL / PMW_SOURCE_URL", **kwargs: object) -> Engine:
+    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data, pinned session);
+    ``setting`` names where the URL came from, for the error when SQL Server's driver is missing."""
     if url.get_backend_name() == "mssql":
-        _require_odbc()
+        _require_odbc(setting)
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
     if engine.dialect.name == "postgresql":
         sa.event.listen(engine, "connect", _pin_session)
     return engine
 
 
-def _require_odbc() -> None:
+def _require_odbc(setting: str) -> None:
     """pyodbc's wheel installs anywhere, but it needs unixODBC and Microsoft's driver, which are system installs."""
     try:
         import pyodbc  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(
-            "PMW_WAREHOUSE_URL / PMW_SOURCE_URL",
+            setting,
             "a SQL Server URL (mssql+pyodbc)",
             "a URL whose driver is installed",
             f"SQL Server is reached through ODBC, and this machine cannot load it ({exc}). Install unixODBC and "

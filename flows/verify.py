@@ -261,14 +261,14 @@ def verify(settings: Settings, against: str, *, scale: int = 1, seed: int = 42, 
     if target.get_backend_name() not in database.SUPPORTED_DIALECTS:
         raise ConfigurationError("--against", redact_url(against), " or ".join(database.SUPPORTED_DIALECTS) +
                                  " URL", "give the SQLAlchemy URL of an empty scratch database")  # fmt: skip
-    admin = reference_server(settings)
-    reference = admin.set(database=REFERENCE_DB)
     if target.get_backend_name() == "postgresql" and target.database in (REFERENCE_DB, SOURCE_DB):
         raise ConfigurationError("--against", redact_url(against), f"a database other than {REFERENCE_DB} and "
                                  f"{SOURCE_DB}", "those two are verify's own")  # fmt: skip
-    target_engine = database.create_engine(target)
+    target_engine = database.create_engine(target, setting="--against")  # its driver, before any server starts
     try:
         require_empty(target_engine)
+        admin = reference_server(settings)
+        reference = admin.set(database=REFERENCE_DB)
         database.drop_database(admin, REFERENCE_DB)
         database.ensure_database(admin, REFERENCE_DB)
         database.ensure_database(admin, SOURCE_DB)

@@ -6,14 +6,16 @@ takes a minute, so there is no second, clean one). Keys numbered differently com
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import create_database, drop_database, warehouse_at
 from sqlalchemy.engine import URL
 
-from flows import cli, migrate, verify
+from flows import cli, embedded, migrate, verify
 
 PLANTED = """
 CREATE FUNCTION public.plant_difference() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -111,3 +113,21 @@ def test_surrogate_keys_compare_as_the_rows_they_point_to_and_row_hashes_not_at_
         for side, engine in engines.items():
             engine.dispose()
             drop_database(server_admin_url, urls[side])
+
+
+def test_verify_against_sql_server_without_its_driver_says_what_to_install(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        import pyodbc  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("ODBC is installed on this machine: the missing-driver message cannot be shown here")
+    against = "mssql+pyodbc://etl:pw-never-shown@sqlhost/pmw_verify?driver=ODBC+Driver+18+for+SQL+Server"
+    assert cli.main(["verify", "--against", against]) == 2
+    printed = capsys.readouterr()
+    message = printed.err + printed.out
+    assert "setting --against" in message and "ODBC Driver 18" in message, message
+    assert "pw-never-shown" not in message
+    assert not embedded.data_dir(Path(os.environ["PMW_HOME"])).exists(), "a server started for an unreachable target"
