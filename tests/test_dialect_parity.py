@@ -6,15 +6,19 @@
   parameters are the T-SQL procedure's ``OUTPUT`` parameters or the columns of its closing result set);
 * the tables each header declares it reads and writes, and each text touches exactly those tables and
   writes only the declared ones;
+* the rules each fact and bridge procedure implements, declared next to it in ``procs/rules/<schema>/<name>.toml``
+  with the text that shows each rule (a regular expression each version, comments left out, must contain,
+  and optionally one it must not);
 * the columns of each mart view, in order (their types are not known offline for T-SQL: README, "Where
   the dialects still differ").
 
-The rules of one procedure that drifted before (tests/test_dialect_drift.py) are read from both texts too.
+The two rules of the daily issue snapshot that had drifted (issue #15) are among the declared ones.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -232,3 +236,36 @@ def test_mart_views_have_the_same_columns_in_the_same_order(
     name: str, postgresql_view_columns: dict[str, list[str]]
 ) -> None:
     assert tsql_names.view_column_names(_text(name, "mssql")) == postgresql_view_columns[name]
+
+
+# --- declared rules ----------------------------------------------------------------------------------
+
+RULES_ROOT = procs_dir("postgresql").parent / "rules"
+NUMBERS = [name for name in ROUTINES if name.startswith(("warehouse.load_fact_", "warehouse.load_brg_"))]
+
+
+def _rules(name: str) -> list[dict[str, str]]:
+    schema, obj = name.split(".")
+    path = RULES_ROOT / schema / f"{obj}.toml"
+    assert path.exists(), f"{name} declares no rules: add {path.relative_to(RULES_ROOT.parent.parent)}"
+    return tomllib.loads(path.read_text())["rule"]
+
+
+def test_every_rules_file_belongs_to_an_object_of_both_dialects() -> None:
+    declared = {f"{p.parent.name}.{p.stem}" for p in RULES_ROOT.rglob("*.toml")}
+    assert declared <= set(BOTH), declared - set(BOTH)
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_both_versions_implement_the_declared_rules(name: str) -> None:
+    rules = _rules(name)
+    assert rules, f"{name}: an empty rule list"
+    missing = []
+    for dialect in SUPPORTED_DIALECTS:
+        text = re.sub(r"--[^\n]*", "", _text(name, dialect))
+        for rule in rules:
+            if not re.search(rule["evidence"], text):
+                missing.append(f"{dialect} lacks {rule['name']} ({rule['says']})")
+            if "absent" in rule and re.search(rule["absent"], text):
+                missing.append(f"{dialect} still has what {rule['name']} replaced")
+    assert not missing, missing
