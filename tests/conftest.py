@@ -31,7 +31,7 @@ from flows import database, embedded
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def tests_database_dialect() -> str:
+def dialect_of_test_database() -> str:
     """The dialect of PMW_TEST_DATABASE_URL (PostgreSQL, the embedded test server, when unset)."""
     external = os.environ.get("PMW_TEST_DATABASE_URL")
     return make_url(external).get_backend_name() if external else "postgresql"
@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Against SQL Server (PMW_TEST_DATABASE_URL an mssql+pyodbc URL) every test that needs the PostgreSQL test
     server is skipped with the reason; the dialect-neutral ones (no database, or the embedded server of their
     own) and those written for SQL Server run. Against PostgreSQL, the SQL Server tests skip themselves."""
-    if tests_database_dialect() != "mssql":
+    if dialect_of_test_database() != "mssql":
         return
     for item in items:
         if "server_admin_url" in getattr(item, "fixturenames", ()) and "sql_server" not in item.keywords:
@@ -69,7 +69,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def server_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
     """URL of a database on the test server from which other databases can be created."""
     external = os.environ.get("PMW_TEST_DATABASE_URL")
-    if external and tests_database_dialect() == "postgresql":
+    if external and dialect_of_test_database() == "postgresql":
         yield make_url(external)
         return
     # Not under pytest's numbered temp dirs: pytest prunes old ones, and another pytest session on the

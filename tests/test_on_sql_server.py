@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import tests_database_dialect
+from conftest import dialect_of_test_database
 
 from flows import cli, embedded
 
@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.sql_server,
     pytest.mark.slow,
     pytest.mark.skipif(
-        tests_database_dialect() != "mssql",
+        dialect_of_test_database() != "mssql",
         reason="needs PMW_TEST_DATABASE_URL set to an mssql+pyodbc URL of an empty scratch database on SQL Server",
     ),
 ]
