@@ -342,6 +342,14 @@ def call_procedure(conn: sa.Connection, qualified_name: str, arguments: dict[str
 _ENGINES: dict[str, Engine] = {}
 
 
+def dispose_pooled_engines() -> None:
+    """Close every pooled engine's sessions and forget them (a database must have none to be dropped, and a
+    process that points the settings at another warehouse must not reuse the previous one's)."""
+    for pooled in _ENGINES.values():
+        pooled.dispose()
+    _ENGINES.clear()
+
+
 def engine_for(url: URL) -> Engine:
     """One pooled engine per URL for the life of the process (flow tasks share them)."""
     key = url.render_as_string(hide_password=False)

@@ -73,9 +73,7 @@ def warehouse_at(url: URL, source: URL) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        for engine in database._ENGINES.values():  # the flow's pooled sessions on the other warehouse
-            engine.dispose()
-        database._ENGINES.clear()
+        database.dispose_pooled_engines()  # the flow's pooled sessions on the other warehouse
 
 
 def require_empty(engine: sa.Engine) -> None:

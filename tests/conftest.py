@@ -209,9 +209,7 @@ def cloned(admin_url: URL, template: URL, monkeypatch: pytest.MonkeyPatch) -> It
 
 def dispose_flow_engines() -> None:
     """The flow's pooled engines keep sessions open: a database must have none to be cloned or dropped."""
-    for pooled in database._ENGINES.values():
-        pooled.dispose()
-    database._ENGINES.clear()
+    database.dispose_pooled_engines()
 
 
 def execute(engine: sa.Engine, sql: str, **params: object) -> None:
