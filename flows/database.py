@@ -1,4 +1,5 @@
-"""Database access: URLs, engines, dialect dispatch and the naming convention.
+"""Database access: URLs, engines, locks, procedure calls and the naming convention (what differs per dialect
+is in flows/dialects.py).
 
 Everything that decides *which* database is used lives here, so the CLI, Alembic's ``env.py`` and
 the flows resolve URLs the same way: an explicit ``PMW_WAREHOUSE_URL`` wins; otherwise the embedded
@@ -7,18 +8,18 @@ server is started (or attached to) and its ``WAREHOUSE_DB`` database created on 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from flows import embedded
+from flows import dialects, embedded
+from flows.dialects import LOCK_TIMEOUT_MS, MIGRATION_LOCK, RUN_LOCK
 from flows.errors import ConfigurationError
 from flows.redaction import parse_url, redact_url, register_url
 from flows.settings import Settings
 
-__all__ = ["redact_url"]  # the one redaction, re-exported where URLs are made
+__all__ = ["MIGRATION_LOCK", "RUN_LOCK", "redact_url"]  # re-exported: the one redaction, the lock names
 
 # One naming convention for every constraint and index, so names are predictable in both dialects.
 NAMING_CONVENTION: dict[str, str] = {
@@ -29,12 +30,8 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-SUPPORTED_DIALECTS = ("postgresql", "mssql")
+SUPPORTED_DIALECTS = dialects.SUPPORTED
 PROCS_DIR = Path(__file__).resolve().parent.parent / "procs"
-
-# Advisory-lock names shared by migrations and flow runs (PostgreSQL hashes them to a bigint key).
-MIGRATION_LOCK = "pmw:migrations"
-RUN_LOCK = "pmw:run"
 
 
 def _parse(setting: str, secret: str) -> URL:
@@ -83,45 +80,14 @@ def _check_dialect(setting: str, url: URL) -> None:
         )
 
 
-# Session settings every connection of ours pins, whatever the server, database, role or PGOPTIONS say: psycopg
-# parses dates and intervals only in these styles (a warn check's timestamp sample crashed the checks step under
-# DateStyle 'SQL, DMY'), and unqualified names (alembic_version) must not resolve in dim first.
-PINNED_SESSION = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "search_path": "public"}
-
-
 def create_engine(url: URL, *, setting: str = "PMW_WAREHOUSE_URL / PMW_SOURCE_URL", **kwargs: object) -> Engine:
-    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data, pinned session);
-    ``setting`` names where the URL came from, for the error when SQL Server's driver is missing."""
-    if url.get_backend_name() == "mssql":
-        _require_odbc(setting)
+    """Engine with the project's defaults (pre-ping, no SQL echo: statements may hold data, the dialect's session
+    settings); ``setting`` names where the URL came from, for the error when the dialect's driver is missing."""
+    dialect = dialects.named(url.get_backend_name())
+    dialect.check_driver(setting)
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
-    if engine.dialect.name == "postgresql":
-        sa.event.listen(engine, "connect", _pin_session)
+    dialect.configure(engine)
     return engine
-
-
-def _require_odbc(setting: str) -> None:
-    """pyodbc's wheel installs anywhere, but it needs unixODBC and Microsoft's driver, which are system installs."""
-    try:
-        import pyodbc  # noqa: F401
-    except ImportError as exc:
-        raise ConfigurationError(
-            setting,
-            "a SQL Server URL (mssql+pyodbc)",
-            "a URL whose driver is installed",
-            f"SQL Server is reached through ODBC, and this machine cannot load it ({exc}). Install unixODBC and "
-            "Microsoft's ODBC Driver 18 for SQL Server (Debian: apt install unixodbc, then msodbcsql18 from "
-            "Microsoft's repository), or point the URL at PostgreSQL.",
-        ) from exc
-
-
-def _pin_session(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    calls = ", ".join("set_config(%s, %s, false)" for _ in PINNED_SESSION)
-    cursor.execute(f"SELECT {calls}", [part for setting in PINNED_SESSION.items() for part in setting])
-    cursor.close()
-    if not getattr(dbapi_connection, "autocommit", False):
-        dbapi_connection.commit()  # type: ignore[attr-defined]
 
 
 def ensure_database(admin_url: URL, name: str) -> None:
@@ -153,52 +119,28 @@ def drop_database(admin_url: URL, name: str) -> None:
 
 def procs_dir(dialect: str) -> Path:
     """Folder of the editable procedure and view text for ``dialect`` (SQLAlchemy dialect name)."""
-    if dialect not in SUPPORTED_DIALECTS:
-        raise ConfigurationError("dialect", dialect, " or ".join(SUPPORTED_DIALECTS), "Choose a supported one.")
-    return PROCS_DIR / dialect
+    return PROCS_DIR / dialects.named(dialect).name
 
 
 # --- locks ---------------------------------------------------------------------------------------
-# A migration takes the lock exclusively for the whole migration transaction; flow runs (later) take
-# it shared, so a run cannot interleave with a deploy. Both dialects release it at commit/rollback.
-_LOCK_TIMEOUT_MS = 600_000
+# A migration takes the lock exclusively for the whole migration transaction; flow runs take it shared, so a
+# run cannot interleave with a deploy. Both dialects release it at commit/rollback.
 
 
-def migration_lock_sql(dialect: str) -> str:
-    """Statement that takes the migration lock inside the current transaction, for ``dialect``."""
-    if dialect == "postgresql":
-        return (
-            f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT_MS}ms';\n"
-            f"SELECT pg_advisory_xact_lock(hashtext('{MIGRATION_LOCK}'));\n"
-            "SET LOCAL lock_timeout = 0;"
-        )
-    if dialect == "mssql":
-        # sp_getapplock reports failure through its return code instead of raising: check it.
-        return (
-            "DECLARE @pmw_lock_result INT;\n"
-            f"EXEC @pmw_lock_result = sp_getapplock @Resource = N'{MIGRATION_LOCK}', @LockMode = N'Exclusive', "
-            f"@LockOwner = N'Transaction', @LockTimeout = {_LOCK_TIMEOUT_MS};\n"
-            "IF @pmw_lock_result < 0\n"
-            f"    THROW 50000, N'Another migration holds the lock {MIGRATION_LOCK}; wait for it to finish, "
-            "then run the upgrade again.', 1;"
-        )
-    raise ConfigurationError("dialect", dialect, " or ".join(SUPPORTED_DIALECTS), "Choose a supported one.")
+def migration_lock_script(dialect: str) -> str:
+    """The migration lock's statements as the offline script of ``dialect`` writes them."""
+    return ";\n".join(dialects.named(dialect).migration_lock_sql()) + ";"
 
 
 def acquire_migration_lock(conn: sa.Connection) -> None:
     """Take the migration lock on ``conn`` (inside its transaction), or fail with a clear message."""
-    sql = migration_lock_sql(conn.dialect.name)
     try:
-        if conn.dialect.name == "postgresql":
-            for statement in sql.split(";\n"):
-                conn.exec_driver_sql(statement.rstrip(";"))
-        else:
-            conn.exec_driver_sql(sql)
+        dialects.of(conn).take_migration_lock(conn)
     except sa.exc.DBAPIError as exc:
         from flows.errors import MigrationError
 
         raise MigrationError(
-            f"could not take the migration lock {MIGRATION_LOCK!r} within {_LOCK_TIMEOUT_MS // 1000} s: "
+            f"could not take the migration lock {MIGRATION_LOCK!r} within {LOCK_TIMEOUT_MS // 1000} s: "
             "another deploy is migrating this warehouse, or a warehouse run is in progress (a run holds the lock "
             "shared). Wait for it to finish (`pmw status`), then run the upgrade again."
         ) from exc
@@ -210,13 +152,7 @@ def try_run_lock(conn: sa.Connection) -> bool:
     Held on a dedicated connection for the whole run; the database releases it when the session
     ends, including when the process running it is killed.
     """
-    if conn.dialect.name == "postgresql":
-        return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock(hashtext('{RUN_LOCK}'))").scalar())
-    result = conn.exec_driver_sql(
-        "DECLARE @result INT; EXEC @result = sp_getapplock @Resource = N'" + RUN_LOCK + "', "
-        "@LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0; SELECT @result"
-    ).scalar()
-    return result is not None and int(result) >= 0
+    return dialects.of(conn).try_run_lock(conn)
 
 
 def try_shared_migration_lock(conn: sa.Connection, wait_seconds: float) -> bool:
@@ -225,35 +161,15 @@ def try_shared_migration_lock(conn: sa.Connection, wait_seconds: float) -> bool:
     A run holds it so that no migration changes the warehouse under it, and so that a run started while
     a migration holds it (exclusively) waits for the migration instead of reading a half-built schema.
     """
-    if conn.dialect.name == "postgresql":
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            sql = f"SELECT pg_try_advisory_lock_shared(hashtext('{MIGRATION_LOCK}'))"
-            if conn.exec_driver_sql(sql).scalar():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.25)
-    result = conn.exec_driver_sql(
-        "DECLARE @result INT; EXEC @result = sp_getapplock @Resource = N'" + MIGRATION_LOCK + "', "
-        f"@LockMode = N'Shared', @LockOwner = N'Session', @LockTimeout = {int(wait_seconds * 1000)}; SELECT @result"
-    ).scalar()
-    return result is not None and int(result) >= 0
+    return dialects.of(conn).try_shared_migration_lock(conn, wait_seconds)
 
 
 def release_run_lock(conn: sa.Connection) -> None:
     """Release the run lock (and the shared migration lock) and close ``conn``; a pooled connection must not
     keep either alive."""
     try:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_unlock(hashtext('{RUN_LOCK}'))")
-            conn.exec_driver_sql(f"SELECT pg_advisory_unlock_shared(hashtext('{MIGRATION_LOCK}'))")
-        else:
-            conn.exec_driver_sql(f"EXEC sp_releaseapplock @Resource = N'{RUN_LOCK}', @LockOwner = N'Session'")
-            conn.exec_driver_sql(
-                f"IF APPLOCK_MODE('public', N'{MIGRATION_LOCK}', 'Session') <> 'NoLock' "
-                f"EXEC sp_releaseapplock @Resource = N'{MIGRATION_LOCK}', @LockOwner = N'Session'"
-            )
+        for statement in dialects.of(conn).release_locks_sql():
+            conn.exec_driver_sql(statement)
         conn.commit()
     except sa.exc.DBAPIError:
         conn.invalidate()  # closing the session releases the lock for certain
@@ -316,11 +232,7 @@ def set_transaction_setting(conn: sa.Connection, name: str, value: object) -> No
     PostgreSQL: a custom parameter local to the transaction (``current_setting(name, true)``);
     SQL Server: the session context (``SESSION_CONTEXT(N'name')``), set again before every call.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": str(value)})
-    else:
-        conn.execute(sa.text("EXEC sys.sp_set_session_context @key = :name, @value = :value"),
-                     {"name": name, "value": str(value)})  # fmt: skip
+    dialects.of(conn).set_transaction_setting(conn, name, value)
 
 
 def call_procedure(conn: sa.Connection, qualified_name: str, arguments: dict[str, object]) -> dict[str, int]:
@@ -330,11 +242,7 @@ def call_procedure(conn: sa.Connection, qualified_name: str, arguments: dict[str
     PostgreSQL procedures report counts through INOUT parameters (CALL returns them as one row);
     SQL Server procedures end with a one-row result set of the same columns.
     """
-    names = list(arguments)
-    if conn.dialect.name == "postgresql":
-        statement = f"CALL {qualified_name}({', '.join(f'{n} => :{n}' for n in names)})"
-    else:
-        statement = f"EXEC {qualified_name} {', '.join(f'@{n} = :{n}' for n in names)}"
+    statement = dialects.of(conn).call_sql(qualified_name, list(arguments))
     row = conn.execute(sa.text(statement), arguments).mappings().first()
     return {key: int(value or 0) for key, value in (row or {}).items()}
 

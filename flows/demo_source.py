@@ -255,8 +255,9 @@ def row_counts(engine: Engine) -> dict[str, int]:
 
 
 def clock(engine: Engine) -> datetime | None:
-    """The simulated application's current time (naive UTC), or None when not seeded."""
-    if not is_seeded(engine):
+    """The simulated application's current time (naive UTC), or None when not seeded (never on a database other
+    than PostgreSQL: the generator is PL/pgSQL)."""
+    if engine.dialect.name != "postgresql" or not is_seeded(engine):
         return None
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT clock_at FROM pmw_demo.state")).scalar()

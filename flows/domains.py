@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.dialects import Dialect
 from flows.sources import Domain, SourceObject
 
 NUMERIC_TYPES = ("numeric", "decimal", "real", "double precision", "float", "money", "smallmoney")
-NOT_NUMBERS = "('NaN', 'Infinity', '-Infinity')"
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,10 @@ class Rule:
     reason_sql: str | None = None
 
 
-def _text(column: str, dialect: str) -> str:
-    if dialect == "mssql":
-        return f"CONVERT(NVARCHAR(60), s.{column})"
-    return f"CAST(s.{column} AS text)"
-
-
-def _said(dialect: str, column: str, after: str) -> str:
+def _said(dialect: Dialect, column: str, after: str) -> str:
     """SQL text: '<column> <the row's value><after>'."""
-    if dialect == "mssql":
-        return f"N'{column} ' + {_text(column, dialect)} + N'{after}'"
-    return f"'{column} ' || {_text(column, dialect)} || '{after}'"
+    return dialect.concat_sql(dialect.literal_sql(f"{column} "), dialect.text_sql(f"s.{column}", 60),
+                              dialect.literal_sql(after))  # fmt: skip
 
 
 def outside(domain: Domain) -> str:
@@ -53,13 +46,14 @@ def outside(domain: Domain) -> str:
     return f"below {domain.minimum}" if domain.minimum is not None else f"above {domain.maximum}"
 
 
-def domain_rules(source: SourceObject, numeric_columns: list[str], dialect: str) -> list[Rule]:
+def domain_rules(source: SourceObject, numeric_columns: list[str], dialect: Dialect) -> list[Rule]:
     """The domain rules of ``source``, whose staging table's numeric columns are ``numeric_columns``."""
     rules = []
-    if dialect == "postgresql":
-        for column in numeric_columns:
+    for column in numeric_columns:
+        not_a_number = dialect.not_a_number_sql(f"s.{column}")
+        if not_a_number is not None:
             rules.append(Rule(
-                f"{column} is not a number", f"s.{column} IN {NOT_NUMBERS}",
+                f"{column} is not a number", not_a_number,
                 _said(dialect, column, " is not a number (NaN and infinities never are)"),
             ))  # fmt: skip
     for domain in source.domains:
@@ -69,8 +63,9 @@ def domain_rules(source: SourceObject, numeric_columns: list[str], dialect: str)
         if domain.maximum is not None:
             breaks.append(f"s.{column} > {domain.maximum}")
         predicate = f"({' OR '.join(breaks)})"
-        if dialect == "postgresql":  # NaN > 100 is true there: a NaN is reported as not a number, once
-            predicate = f"(s.{column} NOT IN {NOT_NUMBERS} AND {predicate})"
+        not_a_number = dialect.not_a_number_sql(f"s.{column}")
+        if not_a_number is not None:  # NaN > 100 is true on PostgreSQL: a NaN is reported as not a number, once
+            predicate = f"(NOT ({not_a_number}) AND {predicate})"
         rules.append(Rule(f"{column} {outside(domain)}", predicate, _said(dialect, column, f" {outside(domain)}")))
     return rules
 

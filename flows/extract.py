@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import time_zones
+from flows import dialects
 from flows.errors import SourceError, SourceUnavailable
 from flows.redaction import redact_url
 from flows.sources import Partition, SourceObject
@@ -63,10 +63,10 @@ def plan_windows(
 ) -> list[ExtractWindow]:
     """The windows of ``source`` for a run at ``as_of`` (one per watermark partition), each with the zone of
     its rows' timestamps as the warehouse's SQL names it (the loaders read it in ``AT TIME ZONE``)."""
-    windows = []
+    windows, dialect = [], dialects.named(warehouse_dialect)
     for partition in source.watermark_partitions():
         iana = UTC_ZONE if partition.time_semantics == "utc" else source_timezone
-        zone = time_zones.database_name(iana, warehouse_dialect)
+        zone = dialect.zone_name(iana)
         before = watermarks.get((source.name, partition.value))
         if source.strategy == "full_compare":
             windows.append(ExtractWindow(source.name, partition.value, source.strategy, None, None, None, zone))
@@ -214,14 +214,12 @@ def _stream(
     """Copy the query's rows into staging in chunks through the warehouse driver's bulk path."""
     columns = list(staging.c.keys())
     total = 0
+    bulk = dialects.of(warehouse)
     with source_connection(source_engine) as source_conn, warehouse.begin() as target:
         result = source_conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).execute(query)
         for chunk in result.partitions(CHUNK_ROWS):
             rows = [(*leading, *row) for row in chunk]
-            if target.dialect.name == "postgresql":
-                _copy_rows(target, staging.name, columns, rows)
-            else:
-                _executemany_fast(target, staging.name, columns, rows)
+            bulk.bulk_insert(target, f"stg.{staging.name}", columns, rows)
             total += len(rows)
     return total
 
@@ -235,27 +233,3 @@ def source_connection(source_engine: Engine) -> Iterator[sa.Connection]:
         raise SourceUnavailable(redact_url(source_engine.url), exc.orig or exc) from exc
     with conn:
         yield conn
-
-
-def _driver_connection(conn: sa.Connection) -> Any:
-    raw = conn.connection.driver_connection
-    if raw is None:  # pragma: no cover - only for a closed connection
-        raise RuntimeError("the warehouse connection is closed")
-    return raw
-
-
-def _copy_rows(conn: sa.Connection, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
-    raw = _driver_connection(conn)
-    column_list = ", ".join(f'"{name}"' for name in columns)
-    with raw.cursor() as cursor, cursor.copy(f"COPY stg.{table} ({column_list}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _executemany_fast(conn: sa.Connection, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
-    raw = _driver_connection(conn)
-    cursor = raw.cursor()
-    cursor.fast_executemany = True  # pyodbc: one round trip per chunk, parameters as arrays
-    placeholders = ", ".join("?" for _ in columns)
-    cursor.executemany(f"INSERT INTO stg.{table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
-    cursor.close()

@@ -29,8 +29,11 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from flows import dialects
 from flows.extract import ExtractWindow
 from flows.sources import SourceObject
+
+FORGET = "pmw_forget"  # the temporary table of the keys forget_deleted forgets
 
 
 def mark_loaded(conn: Connection, source: SourceObject, run_id: int) -> None:
@@ -49,7 +52,7 @@ def remember_loaded(warehouse: Engine, source: SourceObject, windows: Sequence[E
     if source.strategy != "cursor":
         return
     with warehouse.begin() as conn:
-        dialect = conn.dialect.name
+        dialect = dialects.of(conn)
         params, in_window = _window_predicate(source, windows, "s", source.cursor_column or "", "s.")
         trim_params, remembered_in_window = _window_predicate(source, windows, "l", "cursor_value", "")
         conn.execute(
@@ -57,11 +60,10 @@ def remember_loaded(warehouse: Engine, source: SourceObject, windows: Sequence[E
             {**trim_params, "source": source.name},
         )
         # staging holds the rows of one run: fold them in only if that run's load committed
-        top, limit = ("TOP 1 ", "") if dialect == "mssql" else ("", " LIMIT 1")
-        staged_run = conn.execute(sa.text(f"SELECT {top}run_id FROM stg.{source.staging_table}{limit}")).scalar()
+        staged_run = conn.execute(sa.select(_staging(source).c.run_id).limit(1)).scalar()
         if staged_run is None or not _load_committed(conn, source, staged_run):
             return
-        key_hash, row_hash = _hash(source.business_key, dialect), _hash(("time_zone", *source.columns), dialect)
+        key_hash, row_hash = _hashes(source, dialect)
         staged = f"stg.{source.staging_table} AS s"
         remembered = conn.execute(
             sa.text("SELECT COUNT(*) FROM ctl.loaded_row WHERE source_object = :source"), {"source": source.name}
@@ -85,8 +87,9 @@ def remember_loaded(warehouse: Engine, source: SourceObject, windows: Sequence[E
             ),
             {**params, "source": source.name},
         )
-        if dialect == "postgresql":  # its rows were all replaced: without fresh statistics the planner takes
-            conn.execute(sa.text("ANALYZE ctl.loaded_row"))  # it for empty and compares row by row (minutes)
+        refresh = dialect.refresh_statistics_sql("ctl.loaded_row")  # its rows were all replaced
+        if refresh is not None:
+            conn.execute(sa.text(refresh))
 
 
 def drop_unchanged(
@@ -120,7 +123,7 @@ def forget_deleted(conn: Connection, source: SourceObject, run_id: int) -> None:
     table's own column types, so their hash is the one the pull computes."""
     if source.strategy != "cursor":
         return
-    dialect = conn.dialect.name
+    dialect = dialects.of(conn)
     dimension = source.procedure.removeprefix("warehouse.load_dim_")
     names = source.dimension_key or source.business_key
     listed = ", ".join(source.business_key)
@@ -129,46 +132,26 @@ def forget_deleted(conn: Connection, source: SourceObject, run_id: int) -> None:
     closed = (
         f"SELECT {picked} FROM dim.{dimension} AS d WHERE d.run_id = :r AND d.is_current = '1' AND d.is_deleted = '1'"
     )
-    if dialect == "postgresql":
-        conn.execute(sa.text("DROP TABLE IF EXISTS pg_temp.pmw_forget"))
-        conn.execute(sa.text(f"CREATE TEMP TABLE pmw_forget ON COMMIT DROP AS SELECT {listed} "
-                             f"FROM stg.{source.staging_table} WITH NO DATA"))  # fmt: skip
-        forget = "pg_temp.pmw_forget"
-    else:
-        conn.execute(sa.text("DROP TABLE IF EXISTS #pmw_forget"))
-        conn.execute(sa.text(f"SELECT TOP 0 {listed} INTO #pmw_forget FROM stg.{source.staging_table}"))
-        forget = "#pmw_forget"
+    conn.execute(sa.text(dialect.drop_temp_table_sql(FORGET)))
+    conn.execute(sa.text(dialect.create_temp_table_sql(FORGET, listed, f"FROM stg.{source.staging_table}", empty=True)))
+    forget = dialect.temp_table(FORGET)
     conn.execute(sa.text(f"INSERT INTO {forget} ({listed}) {closed}"), {"r": run_id})
     conn.execute(
         sa.text(f"DELETE FROM ctl.loaded_row WHERE source_object = :source AND key_hash IN "
-                f"(SELECT {_hash(source.business_key, dialect)} FROM {forget} AS s)"),
+                f"(SELECT {dialect.row_hash_sql(source.business_key)} FROM {forget} AS s)"),
         {"source": source.name},
     )  # fmt: skip
-    if dialect != "postgresql":
-        conn.execute(sa.text("DROP TABLE #pmw_forget"))
+    conn.execute(sa.text(dialect.drop_temp_table_sql(FORGET)))
 
 
 def _delete_unchanged(conn: Connection, source: SourceObject, run_id: int) -> dict[str, int]:
-    dialect = conn.dialect.name
-    key_hash, row_hash = _hash(source.business_key, dialect), _hash(("time_zone", *source.columns), dialect)
-    column, deleted = source.partition_column, "deleted" if dialect == "mssql" else "s"
-    returned = f"{deleted}.{column}" if column else "''"
+    dialect = dialects.of(conn)
+    key_hash, row_hash = _hashes(source, dialect)
     found = (
         f"s.run_id = :run_id AND EXISTS (SELECT 1 FROM ctl.loaded_row AS l WHERE l.source_object = :source "
         f"AND l.key_hash = {key_hash} AND l.row_hash = {row_hash})"
     )
-    if dialect == "mssql":
-        statement = (
-            "SET NOCOUNT ON; DECLARE @gone TABLE (source_partition NVARCHAR(64)); "
-            f"DELETE s OUTPUT {returned} INTO @gone FROM stg.{source.staging_table} AS s WHERE {found}; "
-            "SELECT source_partition, COUNT(*) FROM @gone GROUP BY source_partition;"
-        )
-    else:
-        statement = (
-            f"WITH gone AS (DELETE FROM stg.{source.staging_table} AS s WHERE {found} "
-            f"RETURNING {returned} AS source_partition) "
-            "SELECT source_partition, count(*) FROM gone GROUP BY source_partition"
-        )
+    statement = dialect.delete_counted_sql(f"stg.{source.staging_table}", "s", found, source.partition_column)
     result = conn.execute(sa.text(statement), {"run_id": run_id, "source": source.name})
     return {partition: int(count) for partition, count in result}
 
@@ -205,10 +188,10 @@ def _window_predicate(
     return params, " OR ".join(parts) if parts else "1 = 0"
 
 
-def _hash(columns: Sequence[str], dialect: str) -> str:
-    """SQL hash of ``columns`` of staged row ``s``: the merge's 64-bit record hash on PostgreSQL, MD5 of the
-    NULL-safe ISO text of each value on SQL Server."""
-    if dialect == "mssql":
-        parts = ", N'|', ".join(f"ISNULL(CONVERT(NVARCHAR(4000), s.{c}, 126), N'~')" for c in columns)
-        return f"CONVERT(CHAR(32), HASHBYTES('MD5', CONCAT(N'', {parts})), 2)"
-    return f"hash_record_extended(ROW({', '.join(f's.{c}' for c in columns)}), 0)"
+def _hashes(source: SourceObject, dialect: dialects.Dialect) -> tuple[str, str]:
+    """SQL hashes of staged row ``s``: of its business key, and of the whole row (time zone included)."""
+    return dialect.row_hash_sql(source.business_key), dialect.row_hash_sql(("time_zone", *source.columns))
+
+
+def _staging(source: SourceObject) -> sa.TableClause:
+    return sa.table(source.staging_table, sa.column("run_id"), schema="stg")

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from flows import time_zones
+from flows import dialects
 from flows.sources import SourceObject
 
 FIRST_YEAR, LAST_YEAR = 1900, 2199  # the quarantine's date range: outside it a row is rejected anyway
@@ -92,7 +92,7 @@ def transitions(zone_name: str, first_year: int, last_year: int) -> tuple[Transi
 class _Sql:
     """The SQL expressions of the rule over staged row ``s``, for one dialect and a set of changes."""
 
-    def __init__(self, dialect: str, changes: tuple[Transition, ...]) -> None:
+    def __init__(self, dialect: dialects.Dialect, changes: tuple[Transition, ...]) -> None:
         self.dialect, self.changes = dialect, changes
 
     @staticmethod
@@ -104,9 +104,7 @@ class _Sql:
 
     def _shift(self, column: str, seconds: int) -> str:
         """The wall time ``s.column`` read with UTC offset ``seconds``, as a UTC wall time."""
-        if self.dialect == "mssql":
-            return f"DATEADD(second, {-seconds}, s.{column})"
-        return f"(s.{column} - {seconds} * INTERVAL '1 second')"
+        return self.dialect.minus_seconds_sql(f"s.{column}", seconds)
 
     def needs_rule(self, column: str) -> str:
         return "(" + " OR ".join(self._within(column, c) for c in self.changes) + ")"
@@ -127,15 +125,11 @@ class _Sql:
 
     def converted(self, column: str) -> str:
         """The database's conversion of a time with one reading (what the loaders do with ``time_zone``)."""
-        if self.dialect == "mssql":
-            return f"CAST((s.{column} AT TIME ZONE s.time_zone) AT TIME ZONE 'UTC' AS DATETIME2(7))"
-        return f"((s.{column} AT TIME ZONE s.time_zone) AT TIME ZONE 'UTC')"
+        return self.dialect.local_to_utc_sql(f"s.{column}", "s.time_zone")
 
     def instant(self, utc_wall: str) -> str:
         """A UTC wall time as an instant, for a column with a zone."""
-        if self.dialect == "mssql":
-            return f"(CAST({utc_wall} AS DATETIME2(7)) AT TIME ZONE 'UTC')"
-        return f"(({utc_wall}) AT TIME ZONE 'UTC')"
+        return self.dialect.utc_instant_sql(utc_wall)
 
 
 def _plan(source: SourceObject, columns: list[str], sql: _Sql) -> dict[str, tuple[str, str]]:
@@ -182,12 +176,13 @@ def resolve_local_times(
         return 0
     found = {"r": run_id, "s": source.name}
     conn.execute(sa.text(f"DELETE FROM {RECORDS} WHERE run_id = :r AND source_object = :s"), found)  # a retry
-    stamped = time_zones.database_name(zone, conn.dialect.name)  # as the extract stamped the staged rows
+    dialect = dialects.of(conn)
+    stamped = dialect.zone_name(zone)  # as the extract stamped the staged rows
     years = staged_years(conn, source, columns, run_id, stamped)
     changes = transitions(zone, years.start, years.stop - 1) if years else ()
     if not changes:
         return 0
-    inserts, update = statements(source, columns, conn.dialect.name, changes, key_sql)
+    inserts, update = statements(source, columns, dialect, changes, key_sql)
     params = {**found, "z": stamped}
     for insert in inserts:
         conn.execute(sa.text(insert), params)
@@ -195,7 +190,7 @@ def resolve_local_times(
 
 
 def statements(
-    source: SourceObject, columns: list[str], dialect: str, changes: tuple[Transition, ...], key_sql: str
+    source: SourceObject, columns: list[str], dialect: dialects.Dialect, changes: tuple[Transition, ...], key_sql: str
 ) -> tuple[list[str], str]:
     """The SQL of the rule for ``changes`` (binds :r run, :s source, :z zone): one INSERT per column into
     ctl.local_time_resolution, then the UPDATE of the staged rows."""
@@ -210,10 +205,9 @@ def statements(
     ]
     assignments = ", ".join(f"{column} = {value}" for column, (value, _) in plan.items())
     anywhere = " OR ".join(sql.needs_rule(column) for column in columns)
-    if dialect == "mssql":
-        return inserts, f"UPDATE s SET {assignments}, time_zone = 'UTC' FROM {staged} AND ({anywhere})"
-    return inserts, (f"UPDATE stg.{source.staging_table} AS s SET {assignments}, time_zone = 'UTC' "
-                     f"WHERE s.run_id = :r AND s.time_zone = :z AND ({anywhere})")  # fmt: skip
+    update = dialect.update_sql(f"stg.{source.staging_table}", "s", f"{assignments}, time_zone = 'UTC'",
+                                f"s.run_id = :r AND s.time_zone = :z AND ({anywhere})")  # fmt: skip
+    return inserts, update
 
 
 def forget_quarantined(conn: sa.Connection, source: SourceObject, run_id: int) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from flows import (
     database,
+    dialects,
     extract,
     loaded_rows,
     quality,
@@ -24,7 +25,6 @@ from flows import (
     roles,
     source_schema,
     table_counts,
-    time_zones,
     validation,
 )
 from flows.errors import ConfigurationError
@@ -79,8 +79,8 @@ class Context:
         return context
 
     def database_zone(self, zone: str) -> str:
-        """The IANA ``zone`` as the warehouse's SQL names it (``time_zones.database_name``)."""
-        return time_zones.database_name(zone, self.warehouse.dialect.name)
+        """The IANA ``zone`` as the warehouse's SQL names it (``Dialect.zone_name``)."""
+        return dialects.of(self.warehouse).zone_name(zone)
 
     def check_zones(self) -> None:
         """Fail before anything is read when the warehouse's database has no name for a configured zone."""
@@ -98,7 +98,7 @@ class Context:
         """Where the quality checks connect: on the embedded server (which trusts local connections) as the
         analyst's own login, so that not even a crafted check can take the superuser's role back; elsewhere the
         warehouse URL's user, which the checks leave for the analyst's role (``SET ROLE``) where it may."""
-        if self.settings.warehouse_url is not None or self.warehouse.dialect.name != "postgresql":
+        if self.settings.warehouse_url is not None:  # none configured: the warehouse is the embedded server's
             return self.warehouse
         return database.engine_for(self.warehouse.url.set(username=roles.CHECK_ROLE))
 
@@ -113,11 +113,8 @@ def default_as_of(ctx: Context) -> datetime:
     another day than the source's)."""
     from flows import demo_source
 
-    if ctx.source.dialect.name == "postgresql":
-        clock = demo_source.clock(ctx.source)
-        if clock is not None:
-            return clock.replace(tzinfo=UTC)
-    return datetime.now(UTC)
+    clock = demo_source.clock(ctx.source)
+    return datetime.now(UTC) if clock is None else clock.replace(tzinfo=UTC)
 
 
 def plan_windows(

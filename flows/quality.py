@@ -32,7 +32,6 @@ same for the parent of ``relationships``); the flags are portable, a ``where`` i
 
 from __future__ import annotations
 
-import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from flows import dialects
 from flows.errors import QualityCheckError
 
 Kind = Literal["not_null", "unique", "relationships", "accepted_values", "row_count", "freshness", "scd2", "custom_sql"]
@@ -51,8 +51,6 @@ Severity = Literal["warn", "error"]
 BUILT_IN_CHECKS = Path(__file__).with_name("checks.toml")
 SAMPLE_SIZE = 5
 OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)  # valid_to of a current version
-MSSQL_CHECK_USER = "pmw_check"  # a user without login in the analyst role (revision 0013), impersonated
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -375,20 +373,27 @@ def _scd2_violations(check: Check, binds: dict[str, object]) -> sa.Select[Any]:
 _ONE_STATEMENT = sa.bindparam("one_statement", 1) == 1
 
 
-def run_check(conn: sa.Connection, check: Check, binds: dict[str, object]) -> CheckResult:
-    """Run one check inside a savepoint: a check that cannot run is recorded as ``error``."""
+def check_queries(check: Check, binds: dict[str, object]) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The two queries of ``check`` (the same in every dialect): how many units fail, and a sample of them."""
     units = failing_units(check, binds)
     failing = (units if isinstance(units, sa.Select) else units.columns()).subquery("failing")
     # units = "rows": the failing units are the rows behind the orphan values, sampled largest value first
     by_rows = check.units == "rows"
+    units_counted = sa.func.coalesce(sa.func.sum(failing.c.rows), 0) if by_rows else sa.func.count()
+    counted = sa.select(units_counted).select_from(failing).where(_ONE_STATEMENT)
+    sampled = sa.select(sa.text("*")).select_from(failing).where(_ONE_STATEMENT).limit(SAMPLE_SIZE)
+    if by_rows:
+        sampled = sampled.order_by(failing.c.rows.desc(), *(failing.c[c] for c in check.columns))
+    return counted, sampled
+
+
+def run_check(conn: sa.Connection, check: Check, binds: dict[str, object]) -> CheckResult:
+    """Run one check inside a savepoint: a check that cannot run is recorded as ``error``."""
+    counted, sampled = check_queries(check, binds)
+    by_rows = check.units == "rows"
     try:
         with conn.begin_nested():
-            units_counted = sa.func.coalesce(sa.func.sum(failing.c.rows), 0) if by_rows else sa.func.count()
-            counted = sa.select(units_counted).select_from(failing).where(_ONE_STATEMENT)
             count = int(conn.execute(counted).scalar_one())
-            sampled = sa.select(sa.text("*")).select_from(failing).where(_ONE_STATEMENT).limit(SAMPLE_SIZE)
-            if by_rows:
-                sampled = sampled.order_by(failing.c.rows.desc(), *(failing.c[c] for c in check.columns))
             sample = conn.execute(sampled).fetchmany(SAMPLE_SIZE) if count else []
     except sa.exc.DBAPIError as exc:
         from flows.run_log import error_text
@@ -420,41 +425,12 @@ def run_checks(
     ``as_role`` is the role the checks run as where the connection's user may take it (the analyst, who
     can read the dimensions and facts and write nothing); each statement stops after ``timeout_seconds``.
     """
-    binds = bind_values(as_of, run_id, time_zone)
+    binds, dialect = bind_values(as_of, run_id, time_zone), dialects.of(engine)
     with engine.connect() as conn:
         conn.begin()
         try:
-            _restrict(conn, as_role, timeout_seconds)
+            dialect.restrict_to_reading(conn, as_role, timeout_seconds)
             return [run_check(conn, check, binds) for check in checks]
         finally:
-            _unrestrict(conn, as_role)
+            dialect.end_restriction(conn, as_role)
             conn.rollback()  # a check writes nothing: there is nothing to commit
-
-
-def _restrict(conn: sa.Connection, as_role: str | None, timeout_seconds: float) -> None:
-    """Make the checks' transaction unable to write: read-only, as a role without write grants, time-limited."""
-    if conn.dialect.name == "mssql":
-        # SQL Server has no read-only transaction: the checks impersonate a user that can only read, and the
-        # driver's query timeout stands in for statement_timeout
-        conn.connection.dbapi_connection.timeout = int(timeout_seconds)  # type: ignore[union-attr]
-        if as_role is not None:
-            conn.exec_driver_sql(f"EXECUTE AS USER = N'{MSSQL_CHECK_USER}'")
-        return
-    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-    timeout = f"{int(timeout_seconds * 1000)}ms"
-    conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"), {"t": timeout})
-    if as_role is None:
-        return
-    if conn.execute(sa.text("SELECT pg_has_role(current_user, :r, 'MEMBER')"), {"r": as_role}).scalar():
-        conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote(as_role)}")
-    else:
-        user = conn.exec_driver_sql("SELECT current_user").scalar()
-        log.warning("quality checks run as %s, which is not a member of %s: grant it, so that checks read with "
-                    "the analyst's privileges only", user, as_role)  # fmt: skip
-
-
-def _unrestrict(conn: sa.Connection, as_role: str | None) -> None:
-    if conn.dialect.name == "mssql" and not conn.invalidated:
-        if as_role is not None:
-            conn.exec_driver_sql("REVERT")
-        conn.connection.dbapi_connection.timeout = 0  # type: ignore[union-attr]

@@ -14,3 +14,5 @@ CHECK_ROLE = ROLE_NAMES["analyst"]
 # The control tables a check must read, granted to the analyst one by one (revision 0017): keys and times,
 # no row contents, no watermark, nothing personal.
 ANALYST_CONTROL_TABLES = ("ctl.local_time_resolution",)
+# SQL Server: a user without login in the analyst role (revision 0013), whom the quality checks impersonate
+MSSQL_CHECK_USER = "pmw_check"

@@ -29,6 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from flows import dialects
+
 Counts = dict[str, tuple[int, int, int]]  # "schema.table" -> (inserted, updated, deleted)
 
 # The run log's own records of a run are not the data the run writes.
@@ -55,7 +57,7 @@ def _read(driver_connection: Any) -> Counts:
 
 def snapshot(conn: sa.Connection) -> Counts:
     """This transaction's counts so far (PostgreSQL; empty elsewhere)."""
-    if conn.dialect.name != "postgresql":
+    if not dialects.of(conn).counts_rows_per_transaction:
         return {}
     return _read(conn.connection.driver_connection)
 
@@ -79,7 +81,7 @@ def add(total: Counts, more: Counts) -> None:
 @contextmanager
 def counting_commits(engine: sa.Engine, total: Counts) -> Iterator[None]:
     """While inside: add the counts of every transaction that commits on ``engine`` to ``total``."""
-    if engine.dialect.name != "postgresql":
+    if not dialects.of(engine).counts_rows_per_transaction:
         yield
         return
 

@@ -3,7 +3,8 @@
 PostgreSQL's ``AT TIME ZONE`` takes IANA names; SQL Server's takes Windows names (``sys.time_zone_info``).
 The settings hold IANA names (a Windows name is accepted and read as its IANA zone), and every zone name
 that reaches SQL (the fact procedures' ``p_time_zone``, the ``time_zone`` the extract stamps on staged rows)
-goes through ``database_name``, so the extract and the loaders agree on one dialect's spelling.
+goes through ``Dialect.zone_name`` (flows/dialects.py), so the extract and the loaders agree on one dialect's
+spelling.
 
 The mapping is CLDR's windowsZones table as ``tzlocal`` ships it (``tz_win``: IANA to Windows, aliases
 included; ``win_tz``: Windows to the zone CLDR lists first for it). SQL Server applies its own (Windows)
@@ -16,8 +17,6 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tzlocal.windows_tz import tz_win, win_tz
-
-WINDOWS_DIALECTS = frozenset({"mssql"})  # databases whose AT TIME ZONE takes Windows names
 
 
 def iana_name(name: str) -> str:
@@ -44,8 +43,3 @@ def windows_name(zone: str) -> str:
             f"time zone {zone!r} has no Windows name (CLDR windowsZones), so SQL Server cannot convert times "
             "in it; choose the zone of the same offsets that has one (e.g. 'America/Chicago' for 'CST6CDT')"
         ) from None
-
-
-def database_name(zone: str, dialect: str) -> str:
-    """The name the ``dialect`` database knows the IANA ``zone`` by, for its ``AT TIME ZONE``."""
-    return windows_name(zone) if dialect in WINDOWS_DIALECTS else zone

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from flows import extract, local_times
+from flows import dialects, extract, local_times
 from flows.domains import NUMERIC_TYPES, Rule, domain_rules
 from flows.errors import SourceError
 from flows.extract import ExtractWindow
@@ -237,7 +237,7 @@ def pull_fitting(
     return rows, newest, quarantined
 
 
-def _rules(source: SourceObject, columns: dict[str, str], dialect: str) -> list[Rule]:
+def _rules(source: SourceObject, columns: dict[str, str], dialect: dialects.Dialect) -> list[Rule]:
     """The quarantine rules of this source, whose staging table's {column: catalog type} is ``columns``."""
     rules = [Rule("business key is NULL", " OR ".join(f"s.{k} IS NULL" for k in source.business_key))]
     if source.strategy == "full_compare":
@@ -263,12 +263,15 @@ def _rules(source: SourceObject, columns: dict[str, str], dialect: str) -> list[
     return rules + domain_rules(source, numeric, dialect)
 
 
+KEPT_KEYS = "pmw_kept_keys"  # read by warehouse.merge_scd2 and close_vanished_keys when it exists
+
+
 def keep_quarantined_keys(conn: sa.Connection, source: SourceObject, run_id: int) -> bool:
     """List, for warehouse.merge_scd2 in this transaction, the keys of ``source`` quarantined by this run.
 
     A full compare reads a key missing from the extract as a hard delete; a quarantined row's key is still
     at the source, so its current version must stay. Returns whether a list was made (drop it after the
-    call on SQL Server: ``drop_kept_keys``).
+    calls: ``drop_kept_keys``).
     """
     if source.strategy != "full_compare":
         return False
@@ -276,29 +279,22 @@ def keep_quarantined_keys(conn: sa.Connection, source: SourceObject, run_id: int
     listed = "FROM ctl.quarantine WHERE run_id = :r AND source_object = :s AND business_key IS NOT NULL"
     if not conn.execute(sa.text(f"SELECT count(*) {listed}"), found).scalar_one():
         return False
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text(f"CREATE TEMP TABLE pmw_kept_keys ON COMMIT DROP AS SELECT DISTINCT "
-                             f"business_key AS key_text {listed}"), found)  # fmt: skip
-    else:
-        conn.execute(sa.text(f"SELECT DISTINCT business_key AS key_text INTO #pmw_kept_keys {listed}"), found)
+    kept = dialects.of(conn).create_temp_table_sql(KEPT_KEYS, "DISTINCT business_key AS key_text", listed)
+    conn.execute(sa.text(kept), found)
     return True
 
 
 def drop_kept_keys(conn: sa.Connection) -> None:
-    if conn.dialect.name != "postgresql":  # PostgreSQL drops it at commit
-        conn.exec_driver_sql("DROP TABLE IF EXISTS #pmw_kept_keys")
+    conn.exec_driver_sql(dialects.of(conn).drop_temp_table_sql(KEPT_KEYS))
 
 
-def _json_of_row(dialect: str) -> str:
-    if dialect == "postgresql":
-        return "CAST(row_to_json(s) AS text)"
-    return "(SELECT s.* FOR JSON PATH, WITHOUT_ARRAY_WRAPPER)"
-
-
-def _key_text(source: SourceObject, dialect: str) -> str:
-    parts = [f"COALESCE(CAST(s.{k} AS {'text' if dialect == 'postgresql' else 'NVARCHAR(200)'}), 'NULL')"
-             for k in source.business_key]  # fmt: skip
-    return (" || '|' || " if dialect == "postgresql" else " + N'|' + ").join(parts)
+def _key_text(source: SourceObject, dialect: dialects.Dialect) -> str:
+    """The business key of staged row ``s`` as one text, '|' between parts, 'NULL' for a missing part."""
+    parts = [f"COALESCE({dialect.text_sql(f's.{k}', 200)}, {dialect.literal_sql('NULL')})" for k in source.business_key]
+    joined = [parts[0]]
+    for part in parts[1:]:
+        joined += [dialect.literal_sql("|"), part]
+    return dialect.concat_sql(*joined)
 
 
 def quarantine_staged(
@@ -317,7 +313,7 @@ def quarantine_staged(
         "local_limit": as_of.astimezone(ZoneInfo(source_timezone)).replace(tzinfo=None) + CLOCK_SLACK,
     }
     with warehouse.begin() as conn:
-        dialect = conn.dialect.name
+        dialect = dialects.of(conn)
         columns = {
             name: data_type.lower() for name, data_type in conn.execute(
                 sa.text("SELECT column_name, data_type FROM information_schema.columns "
@@ -343,15 +339,12 @@ def quarantine_staged(
                 conn.execute(sa.text(
                     "INSERT INTO ctl.quarantine (run_id, source_object, business_key, reason, row_data, "
                     f"quarantined_at) SELECT :run_id, :source, {key}, {rule.reason_sql or ':reason'}, "
-                    f"{_json_of_row(dialect)}, CURRENT_TIMESTAMP FROM {staged} AND ({rule.predicate})"
+                    f"{dialect.row_json_sql()}, CURRENT_TIMESTAMP FROM {staged} AND ({rule.predicate})"
                 ), {**params, "source": source.name, "reason": rule.reason})  # fmt: skip
         any_rule = " OR ".join(f"({rule.predicate})" for rule in rules)
-        moved = conn.execute(
-            sa.text(f"DELETE FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})")
-            if dialect == "postgresql" else
-            sa.text(f"DELETE s FROM stg.{source.staging_table} AS s WHERE s.run_id = :run_id AND ({any_rule})"),
-            params,
-        ).rowcount  # fmt: skip
+        staging = f"stg.{source.staging_table}"
+        deleted = dialect.delete_sql(staging, "s", f"s.run_id = :run_id AND ({any_rule})")
+        moved = conn.execute(sa.text(deleted), params).rowcount
         local_times.forget_quarantined(conn, source, run_id)
     moved = int(moved) + rejected_before
     _check_share(source, run_id, moved, total + rejected_before, max_share)

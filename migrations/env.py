@@ -66,7 +66,7 @@ def run_migrations_offline() -> None:
     with context.begin_transaction():
         # Alembic's mssql output puts no GO after BEGIN TRANSACTION; the lock batch ends with one,
         # so the first CREATE SCHEMA or CREATE PROCEDURE always starts its own batch.
-        impl.static_output(database.migration_lock_sql(dialect))
+        impl.static_output(database.migration_lock_script(dialect))
         if dialect == "mssql":
             impl.static_output("GO")
         context.run_migrations()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from conftest import cloned, seeded_template
 from sqlalchemy.engine import URL
 
+from flows import dialects
 from flows.domains import NUMERIC_TYPES, check_declarations, domain_rules
 from flows.source_schema import column_types
 from flows.sources import SOURCES
@@ -49,10 +50,10 @@ def test_every_declared_domain_is_a_numeric_column_of_its_source(clone: sa.Engin
             assert check_declarations(source, staging) == [], source.name
             numeric = [name for name, kind in staging.items() if kind in NUMERIC_TYPES and name in source.columns]
             # every numeric column has a NaN rule; every declared domain a range rule (PostgreSQL)
-            rules = domain_rules(source, numeric, "postgresql")
+            rules = domain_rules(source, numeric, dialects.named("postgresql"))
             assert len(rules) == len(numeric) + len(source.domains)
             # SQL Server's decimal and float hold no NaN: only the ranges, with no PostgreSQL-only literal
-            tsql = domain_rules(source, numeric, "mssql")
+            tsql = domain_rules(source, numeric, dialects.named("mssql"))
             assert len(tsql) == len(source.domains) and not any("NaN" in r.predicate for r in tsql)
 
 

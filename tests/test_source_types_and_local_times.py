@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from conftest import cloned, dispose_flow_engines, seeded_template, tsql_violations, warehouse_at
 from sqlalchemy.engine import URL
 
-from flows import local_times, source_schema
+from flows import dialects, local_times, source_schema
 from flows.source_schema import FAMILIES, SourceSchemaDrift, compatible, family
 from flows.sources import SOURCES, SOURCES_BY_NAME
 from flows.warehouse_flow import RunParameters, warehouse
@@ -252,14 +252,15 @@ def test_the_sql_server_statements_of_the_rules_parse_as_tsql() -> None:
 
     issues, services = SOURCES_BY_NAME["issues"], SOURCES_BY_NAME["services"]
     columns = ["created_at", "closed_at", "source_updated_at", "deleted_at"]
-    inserts, update = local_times.statements(issues, columns, "mssql", local_times.transitions(
-        "Australia/Sydney", 2026, 2026), validation._key_text(issues, "mssql"))  # fmt: skip
+    mssql = dialects.named("mssql")
+    inserts, update = local_times.statements(issues, columns, mssql, local_times.transitions(
+        "Australia/Sydney", 2026, 2026), validation._key_text(issues, mssql))  # fmt: skip
     assert "DATEADD(second, -39600, s.created_at)" in update and "INTERVAL" not in update
     for statement in [*inserts, update]:
         tsql = statement.replace(":r", "@r").replace(":s", "@s").replace(":z", "@z")
         assert tsql_violations(tsql) == [], tsql[:400]
     money = ["unit_qty", "unit_rate", "lump_sum_fee", "agreed_fee", "progress_pct", "claimed_to_date"]
-    for rule in validation._rules(services, dict.fromkeys(money, "decimal"), "mssql"):
+    for rule in validation._rules(services, dict.fromkeys(money, "decimal"), mssql):
         reason = rule.reason_sql or f"'{rule.reason}'"
         tsql = f"SELECT {reason} FROM stg.services AS s WHERE {rule.predicate}"
         assert tsql_violations(tsql.replace(":run_id", "@run_id")) == [], tsql

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from tzlocal.windows_tz import win_tz
 
-from flows import extract, local_times, time_zones
+from flows import dialects, extract, local_times, time_zones
 from flows.errors import ConfigurationError
 from flows.pipeline import Context
 from flows.settings import Settings
@@ -56,8 +56,8 @@ def test_every_zone_has_a_windows_name_that_keeps_its_offsets(zone: str) -> None
     assert local_times.transitions(zone, 2000, 2037) == local_times.transitions(same, 2000, 2037)
     instant = datetime(2026, 1, 15, tzinfo=ZoneInfo("UTC"))
     assert instant.astimezone(ZoneInfo(zone)).utcoffset() == instant.astimezone(ZoneInfo(same)).utcoffset()
-    assert time_zones.database_name(zone, "mssql") == windows
-    assert time_zones.database_name(zone, "postgresql") == zone  # PostgreSQL takes the IANA name itself
+    assert dialects.named("mssql").zone_name(zone) == windows
+    assert dialects.named("postgresql").zone_name(zone) == zone  # PostgreSQL takes the IANA name itself
 
 
 def test_a_windows_name_in_the_settings_is_read_as_its_iana_zone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +85,7 @@ def test_a_zone_sql_server_has_no_name_for_is_refused_before_a_run_reads_anythin
 @pytest.mark.parametrize("dialect", ["postgresql", "mssql"])
 def test_the_extract_stamps_each_window_with_the_zone_as_the_warehouse_names_it(dialect: str) -> None:
     """The loaders pass the staged rows' ``time_zone`` to ``AT TIME ZONE``: on SQL Server a Windows name."""
-    expected = {"local": time_zones.database_name("Australia/Perth", dialect), "utc": "UTC"}
+    expected = {"local": dialects.named(dialect).zone_name("Australia/Perth"), "utc": "UTC"}
     for source in SOURCES:
         windows = extract.plan_windows(
             source, {}, as_of=datetime(2026, 6, 1, tzinfo=ZoneInfo("UTC")), lookback=timedelta(hours=24),

@@ -61,7 +61,7 @@ PROCEDURES = tuple(
 ROLES = ("pmw_reader", "pmw_analyst", "pmw_loader")
 READ = {"pmw_reader": ("mart",), "pmw_analyst": ("dim", "fact", "brg", "mart"), "pmw_loader": ("mart",)}
 LOADED = ("stg", "dim", "fact", "brg", "ctl")  # the schemas a run writes
-CHECK_USER = "pmw_check"  # SQL Server: impersonated by the checks (flows/quality.py MSSQL_CHECK_USER)
+CHECK_USER = "pmw_check"  # SQL Server: impersonated by the checks (flows/roles.py MSSQL_CHECK_USER)
 
 
 def _postgresql_grants(verb: str) -> str:
