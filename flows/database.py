@@ -122,6 +122,23 @@ def procs_dir(dialect: str) -> Path:
     return PROCS_DIR / dialects.named(dialect).name
 
 
+PORTABLE_DIR = PROCS_DIR / "portable"  # <schema>/<object>.sql: one text that serves every dialect
+
+
+def object_texts(dialect: str) -> dict[str, str]:
+    """{``schema.object``: its current text for ``dialect``}: the dialect's own files, and every portable one
+    as that dialect creates it (``Dialect.portable_view_sql``)."""
+    found = {
+        f"{p.parent.name}.{p.stem}": p.read_text(encoding="utf-8") for p in sorted(procs_dir(dialect).glob("*/*.sql"))
+    }
+    for path in sorted(PORTABLE_DIR.glob("*/*.sql")):
+        name = f"{path.parent.name}.{path.stem}"
+        if name in found:
+            raise ValueError(f"{name} is in both procs/portable and procs/{dialect}: keep one text of it")
+        found[name] = dialects.named(dialect).portable_view_sql(path.read_text(encoding="utf-8"))
+    return found
+
+
 # --- locks ---------------------------------------------------------------------------------------
 # A migration takes the lock exclusively for the whole migration transaction; flow runs take it shared, so a
 # run cannot interleave with a deploy. Both dialects release it at commit/rollback.

@@ -16,6 +16,7 @@ Core's ``limit``), it is written once where it is used, not here.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -153,6 +154,19 @@ class Dialect(ABC):
     def drop_temp_table_sql(self, name: str) -> str:
         """Drop temporary table ``name`` if it exists."""
 
+    @property
+    @abstractmethod
+    def create_or_replace_view(self) -> str:
+        """The words that create a view or replace its definition."""
+
+    def portable_view_sql(self, text: str) -> str:
+        """A view of procs/portable (one text for every dialect, opening with ``CREATE VIEW``) as this dialect
+        creates or replaces it; nothing else of the text changes."""
+        opening = re.compile(r"^CREATE VIEW ", re.M)
+        if len(opening.findall(text)) != 1:
+            raise ValueError("a portable view opens with exactly one line starting 'CREATE VIEW '")
+        return opening.sub(f"{self.create_or_replace_view} ", text)
+
     def refresh_statistics_sql(self, table: str) -> str | None:
         """What to run after every row of ``table`` was replaced, so plans see its new size (None: nothing)."""
         return None
@@ -183,6 +197,7 @@ def _driver_connection(conn: sa.Connection) -> Any:
 
 class PostgreSQL(Dialect):
     name = "postgresql"
+    create_or_replace_view = "CREATE OR REPLACE VIEW"
     counts_rows_per_transaction = True  # pg_stat_xact_user_tables (flows/table_counts.py)
 
     def configure(self, engine: sa.Engine) -> None:
@@ -304,6 +319,7 @@ class PostgreSQL(Dialect):
 
 class SqlServer(Dialect):
     name = "mssql"
+    create_or_replace_view = "CREATE OR ALTER VIEW"
 
     def check_driver(self, setting: str) -> None:
         """pyodbc's wheel installs anywhere, but it needs unixODBC and Microsoft's driver, system installs."""

@@ -8,25 +8,24 @@ copies with the revision. The test suite checks that each ``procs/`` file equals
 
 from __future__ import annotations
 
-import shutil
 import sys
 
-from flows.database import SUPPORTED_DIALECTS, procs_dir
+from flows.database import SUPPORTED_DIALECTS, object_texts
 from migrations.replaceable import frozen_path
 
 
 def freeze(revision: str, qualified_name: str) -> list[str]:
-    """Copy each dialect's current text of ``qualified_name`` to ``revision``'s frozen copy."""
-    schema, name = qualified_name.split(".", 1)
+    """Copy each dialect's current text of ``qualified_name`` (a portable one as that dialect creates it) to
+    ``revision``'s frozen copy."""
     written = []
     for dialect in SUPPORTED_DIALECTS:
-        source = procs_dir(dialect) / schema / f"{name}.sql"
-        if not source.exists():
-            print(f"note: {source} does not exist; no {dialect} copy frozen (apply it with dialects=...)")
+        text = object_texts(dialect).get(qualified_name)
+        if text is None:
+            print(f"note: no {dialect} text of {qualified_name} in procs/; no copy frozen (apply it with dialects=...)")
             continue
         target = frozen_path(dialect, qualified_name, revision)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        target.write_text(text, encoding="utf-8")
         written.append(str(target))
     return written
 

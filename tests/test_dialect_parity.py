@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import tsql_names
 
-from flows.database import SUPPORTED_DIALECTS, procs_dir
+from flows.database import SUPPORTED_DIALECTS, object_texts, procs_dir
 
 TABLE = r"\b((?:stg|dim|fact|brg|ctl|mart)\.[a-z_]\w*)"
 # objects one dialect has and the other does not, and why
@@ -61,11 +60,12 @@ TYPE_KINDS = {
 }  # fmt: skip
 
 
-def _objects() -> dict[str, dict[str, Path]]:
-    found: dict[str, dict[str, Path]] = {}
+def _objects() -> dict[str, dict[str, str]]:
+    """{object: {dialect: its text}}, a portable object's text as each dialect creates it."""
+    found: dict[str, dict[str, str]] = {}
     for dialect in SUPPORTED_DIALECTS:
-        for path in procs_dir(dialect).rglob("*.sql"):
-            found.setdefault(f"{path.parent.name}.{path.stem}", {})[dialect] = path
+        for name, text in object_texts(dialect).items():
+            found.setdefault(name, {})[dialect] = text
     return dict(sorted(found.items()))
 
 
@@ -76,7 +76,7 @@ VIEWS = [name for name in BOTH if name.startswith("mart.")]
 
 
 def _text(name: str, dialect: str) -> str:
-    return OBJECTS[name][dialect].read_text()
+    return OBJECTS[name][dialect]
 
 
 def _code(sql: str) -> str:

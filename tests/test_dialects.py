@@ -142,6 +142,9 @@ SAMPLES: dict[str, Sample] = {
     ],
     "drop_temp_table_sql": lambda d: d.drop_temp_table_sql("pmw_never_made"),
     "refresh_statistics_sql": lambda d: d.refresh_statistics_sql("ctl.loaded_row"),
+    "portable_view_sql": lambda d: d.portable_view_sql(
+        "-- a view\nCREATE VIEW mart.pmw_sample AS\nSELECT s.service_id FROM dim.service AS s WHERE s.is_current = '1'"
+    ),
 }
 BINDS = {"run_id": 1, "name": "pmw.sample", "value": "1", "p_start_date": date(2026, 1, 1),
          "p_end_date": date(2026, 1, 3), "p_fiscal_year_start_month": 7}  # fmt: skip
@@ -163,7 +166,13 @@ def _statements(dialect: Dialect, builder: str) -> list[str]:
 def test_the_builders_are_found_in_both_dialects() -> None:
     found = {builder for _, builder in BUILDERS}
     assert {"row_hash_sql", "delete_counted_sql", "call_sql", "migration_lock_sql"} <= found
-    assert set(SAMPLES) == found, "a sample for a builder that no longer exists"
+    assert set(SAMPLES) == found, "a builder without a sample, or a sample of a builder that no longer exists"
+
+
+def test_a_portable_view_opens_with_one_create_view_line() -> None:
+    for text in ("SELECT 1 AS one", "CREATE VIEW mart.a AS SELECT 1 AS one;\nCREATE VIEW mart.b AS SELECT 2 AS two"):
+        with pytest.raises(ValueError, match="exactly one line starting 'CREATE VIEW '"):
+            dialects.named("mssql").portable_view_sql(text)
 
 
 @pytest.mark.parametrize("builder", sorted(_builders(dialects.named("mssql"))))

@@ -16,7 +16,7 @@ from conftest import REPO_ROOT, create_database, drop_database, tsql_violations
 from schema_snapshot import WAREHOUSE_SCHEMAS, snapshot
 
 from flows import embedded, migrate
-from flows.database import SUPPORTED_DIALECTS, procs_dir
+from flows.database import SUPPORTED_DIALECTS, object_texts
 from migrations.replaceable import SQL_ROOT, frozen_path
 
 
@@ -72,13 +72,13 @@ def test_every_procs_file_equals_its_newest_frozen_copy() -> None:
     order = _revision_order()
     checked = 0
     for dialect in SUPPORTED_DIALECTS:
-        for source in sorted(procs_dir(dialect).glob("*/*.sql")):
-            qualified = f"{source.parent.name}.{source.stem}"
+        for qualified, text in object_texts(dialect).items():  # a portable view as the dialect creates it
             copies = [rev for rev in order if frozen_path(dialect, qualified, rev).exists()]
-            assert copies, f"{source} has no frozen copy: freeze it in the revision that introduces it"
+            assert copies, f"{qualified} ({dialect}) has no frozen copy: freeze it in the revision that introduces it"
             newest = frozen_path(dialect, qualified, copies[-1]).read_text(encoding="utf-8")
-            assert source.read_text(encoding="utf-8") == newest, (
-                f"{source} differs from its newest frozen copy ({copies[-1]}): write a revision and freeze it"
+            assert text == newest, (
+                f"{qualified} ({dialect}) differs from its newest frozen copy ({copies[-1]}): write a revision "
+                "and freeze it"
             )
             checked += 1
     assert checked >= 2  # at least the date loader in both dialects
@@ -226,10 +226,12 @@ def test_every_batch_of_the_mssql_script_parses_as_tsql() -> None:
 
 
 def test_every_mssql_procedure_file_parses_as_tsql_and_has_no_batch_separator() -> None:
-    files = list(procs_dir("mssql").glob("*/*.sql")) + list((SQL_ROOT / "mssql").glob("*/*.sql"))
-    assert files
-    for path in files:
-        text = path.read_text(encoding="utf-8")
+    texts = {
+        **object_texts("mssql"),
+        **{str(p): p.read_text(encoding="utf-8") for p in (SQL_ROOT / "mssql").glob("*/*.sql")},
+    }
+    assert texts
+    for path, text in texts.items():
         assert not re.search(r"^\s*GO\s*$", text, flags=re.M), f"{path} contains GO: one object per file"
         assert tsql_violations(text) == [], path
         if re.search(r"CREATE\s+OR\s+ALTER\s+PROCEDURE", text, re.I):  # a function may not SET options

@@ -5,6 +5,7 @@
 --             service_name (current names); agreed_fee, progress_pct, earned_value (fee x progress / 100),
 --             claimed (claimed to date), variance (earned - claimed: positive = work done but not yet claimed,
 --             negative = claimed ahead of progress); reviews_total, reviews_completed, reviews_overdue.
+-- One text for both dialects (procs/portable): a flag is compared with '1', true in both.
 CREATE OR ALTER VIEW mart.service_financials AS
 SELECT
     d.full_date AS month,
@@ -25,7 +26,7 @@ SELECT
     f.reviews_overdue
 FROM fact.service_monthly AS f
 INNER JOIN dim.date AS d ON d.date_key = f.month_date_key
-INNER JOIN dim.service AS s ON s.service_id = f.service_id AND s.is_current = 1
+INNER JOIN dim.service AS s ON s.service_id = f.service_id AND s.is_current = '1'
 INNER JOIN dim.project AS project_version ON project_version.project_sk = f.project_sk
-LEFT JOIN dim.project AS p ON p.project_id = project_version.project_id AND p.is_current = 1
-LEFT JOIN dim.client AS c ON c.client_id = p.client_id AND c.is_current = 1;
+LEFT JOIN dim.project AS p ON p.project_id = project_version.project_id AND p.is_current = '1'
+LEFT JOIN dim.client AS c ON c.client_id = p.client_id AND c.is_current = '1';
