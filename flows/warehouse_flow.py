@@ -18,7 +18,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, field_validator
 
 from flows import artifacts, database, fact_phase, pipeline, quality
 from flows.errors import QualityGateFailed
@@ -51,26 +51,14 @@ _task_options: dict[str, Any] = {
 
 
 class RunParameters(BaseModel):
-    """Parameters of one warehouse run."""
+    """The flow's arguments, validated, as the run records them in ``ctl.run.parameters``."""
 
-    as_of: datetime | None = Field(default=None, description="The run's as-of instant; default now (UTC).")
-    full_refresh: bool = Field(default=False, description="Re-read cursor sources from the beginning.")
-    sources: list[str] | None = Field(default=None, description="Only these source objects (default all).")
-    backfill_from: date | None = Field(
-        default=None,
-        description="Recompute the daily issue snapshot (and the project months it feeds) for every issue from "
-        "this local date to the as-of date, before the first snapshot date too.",
-    )
-    force_deletes: bool = Field(
-        default=False,
-        description="Let this run close more of a dimension's rows as deleted at the source than the "
-        "max_delete_share circuit breaker allows (after checking the source really deleted them).",
-    )
-    allow_earlier_as_of: bool = Field(
-        default=False,
-        description="Run at an as-of earlier than the last published run's (refused otherwise; to recompute "
-        "past days, a backfill at the current as-of is the usual way).",
-    )
+    as_of: datetime | None = None
+    full_refresh: bool = False
+    sources: list[str] | None = None
+    backfill_from: date | None = None
+    force_deletes: bool = False
+    allow_earlier_as_of: bool = False
 
     @field_validator("as_of")
     @classmethod
@@ -146,13 +134,44 @@ def quality_checks(run_id: int, as_of: datetime) -> list[str]:
         return [result.check.name for result in pipeline.check_quality(ctx, run_id, as_of) if result.blocks_run]
 
 
-@flow(name="warehouse", log_prints=True)
-def warehouse(parameters: RunParameters | None = None) -> dict[str, Any]:
-    """Run the warehouse pipeline once; returns the run id and its status."""
+FLOW_DESCRIPTION = (
+    "One warehouse run: pull every source into staging, load the date dimension and the SCD type-2 dimensions, "
+    "load the facts and bridges in one published transaction, move the watermarks, run the quality checks, "
+    "and publish the run's report as the `warehouse-run` artifact."
+)
+
+
+@flow(name="warehouse", log_prints=True, description=FLOW_DESCRIPTION)
+def warehouse(
+    as_of: datetime | None = None,
+    full_refresh: bool = False,
+    sources: list[str] | None = None,
+    backfill_from: date | None = None,
+    force_deletes: bool = False,
+    allow_earlier_as_of: bool = False,
+) -> dict[str, Any]:
+    """Run the warehouse pipeline once; returns the run id and its status.
+
+    Args:
+        as_of: The run's as-of instant (ISO 8601; a value without an offset is UTC). Default: now, or the
+            demo source's clock.
+        full_refresh: Re-read the cursor sources from the beginning instead of from their watermarks.
+        sources: Only these source objects (names as `pmw run --source` takes them). Default: all.
+        backfill_from: Recompute the daily issue snapshot (and the project months it feeds) for every issue
+            from this local date (YYYY-MM-DD) to the as-of date, before the first snapshot date too.
+        force_deletes: Let this run close more of a dimension's rows as deleted at the source than the
+            max_delete_share circuit breaker allows (after checking the source really deleted them).
+        allow_earlier_as_of: Run at an as-of earlier than the last published run's (refused otherwise; to
+            recompute past days, a backfill at the current as-of is the usual way).
+    """
+    parameters = RunParameters(
+        as_of=as_of, full_refresh=full_refresh, sources=sources, backfill_from=backfill_from,
+        force_deletes=force_deletes, allow_earlier_as_of=allow_earlier_as_of,
+    )  # fmt: skip
     with scrubbed_errors():
         settings = load_settings()
         install_log_scrubbing(show_tracebacks=settings.log_level == "DEBUG")
-        return _run(settings, parameters or RunParameters())
+        return _run(settings, parameters)
 
 
 def _run(settings: Settings, parameters: RunParameters) -> dict[str, Any]:

@@ -35,14 +35,14 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 
 def soak(engine: sa.Engine, days: int, report: Callable[[str], None] = print) -> None:
     """Advance and run ``days`` times from START (already loaded); raise at the first broken invariant."""
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
     report(f"{'day':>4} {'as of':<20} {'seconds':>8} {'versions':>9} {'snapshot rows':>14}  invariants")
     for day in range(1, days + 1):
         as_of = START + timedelta(days=day)
         demo_source.advance(engine, days=1)
         clock = time.perf_counter()
-        result = warehouse(RunParameters(as_of=as_of))
+        result = warehouse(as_of=as_of)
         seconds = time.perf_counter() - clock
         with engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT count(*) FROM dim.issue WHERE run_id = :r"),
@@ -65,7 +65,7 @@ def main() -> int:
     from bench_seed import admin_url, drop, fresh_database
 
     from flows import embedded, migrate
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
     home = Path(tempfile.mkdtemp(prefix="pmw-soak-"))
     admin = admin_url(home)
@@ -75,7 +75,7 @@ def main() -> int:
     try:
         migrate.upgrade("head", output=io.StringIO())
         demo_source.seed(engine, scale=args.scale, seed_value=42, anchor=START.replace(tzinfo=None))
-        assert warehouse(RunParameters(as_of=START))["status"] == "success"
+        assert warehouse(as_of=START)["status"] == "success"
         assert violations(engine, START) == {}, violations(engine, START)
         soak(engine, args.days)
         print(f"soak passed: {args.days} days at scale {args.scale}, every invariant held after every run")

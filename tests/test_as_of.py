@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from flows import demo_source
 from flows.errors import AsOfBehind, QualityGateFailed
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)  # 11:00 on 1 November in Sydney
 NEXT_DAY = AS_OF + timedelta(days=1)  # 11:00 on 2 November
@@ -57,11 +57,11 @@ def delete_every_issue(engine: sa.Engine, at: datetime) -> None:
 
 
 def test_a_day_with_no_live_issue_shows_that_day_not_the_previous_one(seeded: sa.Engine) -> None:
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     open_before = scalar(seeded, "SELECT sum(open_issues) FROM mart.issue_backlog_age")
     assert open_before > 1000
     delete_every_issue(seeded, AS_OF + timedelta(hours=20))  # 07:00 on 2 November
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
 
     assert scalar(seeded, "SELECT count(*) FROM fact.issue_daily WHERE snapshot_date_key = 20261102") == 0
     assert scalar(seeded, "SELECT count(*) FROM fact.issue_daily WHERE snapshot_date_key = 20261101") > 1000
@@ -78,12 +78,12 @@ def test_a_day_with_no_live_issue_shows_that_day_not_the_previous_one(seeded: sa
 
 
 def test_the_scorecard_shows_the_as_of_month_even_when_a_later_month_has_rows(seeded: sa.Engine) -> None:
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     # rows of a month after the as-of month (a run asked for on purpose at a later as-of, then the
     # warehouse's as-of moved back): the scorecard follows the published as-of, not the newest month
-    assert warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))["status"] == "success"
+    assert warehouse(as_of=datetime(2026, 12, 2, tzinfo=UTC))["status"] == "success"
     assert scalar(seeded, "SELECT DISTINCT month FROM mart.project_scorecard").isoformat() == "2026-12-01"
-    result = warehouse(RunParameters(as_of=NEXT_DAY, allow_earlier_as_of=True))
+    result = warehouse(as_of=NEXT_DAY, allow_earlier_as_of=True)
     assert result["status"] in ("success", "failed")
     assert scalar(seeded, "SELECT DISTINCT month FROM mart.project_scorecard").isoformat() == "2026-11-01"
     assert scalar(seeded, "SELECT DISTINCT snapshot_date FROM mart.issue_backlog_age").isoformat() == "2026-11-02"
@@ -98,10 +98,10 @@ def drop_inserts(engine: sa.Engine, table: str, when: str) -> None:
 
 
 def test_a_snapshot_that_wrote_nothing_for_the_as_of_date_fails_the_freshness_gate(seeded: sa.Engine) -> None:
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     drop_inserts(seeded, "fact.issue_daily", "NEW.snapshot_date_key = 20261102")  # nothing for 2 November
     with pytest.raises(QualityGateFailed, match="fact_issue_daily_fresh"):
-        warehouse(RunParameters(as_of=NEXT_DAY))
+        warehouse(as_of=NEXT_DAY)
     result = rows(seeded, "SELECT r.status, q.status AS check_status, q.severity, q.sample_keys FROM ctl.run AS r "
                           "JOIN ctl.data_quality_result AS q ON q.run_id = r.run_id "
                           "WHERE q.check_name = 'fact_issue_daily_fresh' ORDER BY r.run_id")  # fmt: skip
@@ -112,44 +112,44 @@ def test_a_snapshot_that_wrote_nothing_for_the_as_of_date_fails_the_freshness_ga
 
 
 def test_a_monthly_fact_without_the_as_of_month_fails_the_freshness_gate(seeded: sa.Engine) -> None:
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     drop_inserts(seeded, "fact.project_monthly", "NEW.month_date_key = 20261201")  # nothing for December
     with pytest.raises(QualityGateFailed, match="fact_monthly_fresh"):
-        warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+        warehouse(as_of=datetime(2026, 12, 2, tzinfo=UTC))
     sample = scalar(seeded, "SELECT sample_keys FROM ctl.data_quality_result WHERE check_name = 'fact_monthly_fresh' "
                             "AND status = 'fail'")  # fmt: skip
     assert sample.startswith("fact.project_monthly, 20261201, 20261101, ")
 
 
 def test_an_as_of_behind_the_last_run_stops_before_anything_is_read(seeded: sa.Engine) -> None:
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
     before = {
         table: rows(seeded, f"SELECT * FROM {table}")
         for table in ("ctl.run", "ctl.run_step", "ctl.watermark", "ctl.run_source", "stg.issues", "fact.issue_daily")
     }
     with pytest.raises(AsOfBehind) as refused:
-        warehouse(RunParameters(as_of=AS_OF))
+        warehouse(as_of=AS_OF)
     message = str(refused.value)
     assert "2026-11-01 00:00:00+00:00" in message and "2026-11-02 00:00:00+00:00" in message
     assert "--backfill-from" in message and "--allow-earlier-as-of" in message
     assert {table: rows(seeded, f"SELECT * FROM {table}") for table in before} == before  # nothing read or written
     # the same as-of again is no step back; asked for on purpose, an earlier one runs (1 November lies before
     # the series' first snapshot date, which only a backfill extends: the freshness gate says so)
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
     with pytest.raises(QualityGateFailed, match="fact_issue_daily_fresh"):
-        warehouse(RunParameters(as_of=AS_OF, allow_earlier_as_of=True))
+        warehouse(as_of=AS_OF, allow_earlier_as_of=True)
     assert scalar(seeded, "SELECT as_of_at FROM ctl.run ORDER BY run_id DESC LIMIT 1") == AS_OF
 
 
 def test_a_run_that_names_no_as_of_follows_the_demo_clock(seeded: sa.Engine) -> None:
     # the demo's clock is a day ahead of this (simulated) "now": runs without an as-of follow the clock
-    first = warehouse(RunParameters())
+    first = warehouse()
     clock = demo_source.clock(seeded)
     assert scalar(seeded, "SELECT as_of_at FROM ctl.run WHERE run_id = :r", r=first["run_id"]) == clock.replace(
         tzinfo=UTC
     )
     demo_source.advance(seeded, days=1)
-    second = warehouse(RunParameters())
+    second = warehouse()
     assert second["status"] == "success"
     assert scalar(seeded, "SELECT max(as_of_at) FROM ctl.publication") == (clock + timedelta(days=1)).replace(
         tzinfo=UTC

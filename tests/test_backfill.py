@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from flows import demo_source
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_3 = datetime(2026, 11, 3, tzinfo=UTC)  # 11:00 on 3 November in Sydney
@@ -48,11 +48,11 @@ def live_issues_at_end_of(engine: sa.Engine, day: date) -> int:
 
 def test_a_backfill_recomputes_every_issue_from_a_date(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_3))
+    warehouse(as_of=NOV_3)
     assert set(days(upgraded)) == {20261103}  # the series starts at the first run's as-of date
     as_of_day = days(upgraded)[20261103]
 
-    result = warehouse(RunParameters(as_of=NOV_3, backfill_from=date(2026, 10, 25)))
+    result = warehouse(as_of=NOV_3, backfill_from=date(2026, 10, 25))
     assert result["status"] == "success"
     filled = days(upgraded)
     expected = [date(2026, 10, 25) + timedelta(days=n) for n in range(10)]  # 25 October to 3 November
@@ -68,7 +68,7 @@ def test_a_backfill_recomputes_every_issue_from_a_date(upgraded: sa.Engine) -> N
         scalar(upgraded, "SELECT count(*) FROM fact.issue_daily WHERE snapshot_date_key = 20261031")
     )
 
-    again = warehouse(RunParameters(as_of=NOV_3, backfill_from=date(2026, 10, 25)))
+    again = warehouse(as_of=NOV_3, backfill_from=date(2026, 10, 25))
     step = "SELECT rows_inserted + rows_updated + rows_deleted FROM ctl.run_step WHERE run_id = :r AND step_name = :s"
     written = scalar(upgraded, step, r=again["run_id"], s="warehouse.load_fact_issue_daily")
     assert written == 0

@@ -11,7 +11,7 @@ from dimension_checks import DIMENSION_KEYS, scd2_violations
 
 from flows import demo_source
 from flows.facts import FACT_PROCEDURES
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)  # the seed's anchor: the source's "now"
 SOURCE_NOW = AS_OF.replace(tzinfo=None)
@@ -28,7 +28,7 @@ def loaded(upgraded: sa.Engine) -> sa.Engine:
 
 
 def run(as_of: datetime, **options: Any) -> dict[str, Any]:
-    return warehouse(RunParameters(as_of=as_of, **options))
+    return warehouse(as_of=as_of, **options)
 
 
 def q(engine: sa.Engine, sql: str, **params: Any) -> Any:

@@ -17,7 +17,7 @@ from flows import dialects
 from flows.domains import NUMERIC_TYPES, check_declarations, domain_rules
 from flows.source_schema import column_types
 from flows.sources import SOURCES
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ def test_nan_infinity_and_values_outside_their_domain_are_quarantined_naming_col
         for change, service in bad.items():
             conn.execute(sa.text(f'UPDATE dbo."ProjectServices" SET {change} WHERE service_id = :s'), {"s": service})
         conn.execute(sa.text("UPDATE dbo.projects SET contract_value = -1 WHERE project_id = :p"), {"p": project})
-    result = warehouse(RunParameters(as_of=AS_OF))
+    result = warehouse(as_of=AS_OF)
     assert result["status"] == "success"
     found = dict(rows(clone, "SELECT business_key, reason FROM ctl.quarantine WHERE source_object = 'services'"))
     s = {change: str(service) for change, service in bad.items()}

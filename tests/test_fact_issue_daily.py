@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from flows import demo_source
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -99,7 +99,7 @@ def source(upgraded: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_first_snapshot_follows_the_business_rules(source: sa.Engine) -> None:
-    run = warehouse(RunParameters(as_of=NOV_1))
+    run = warehouse(as_of=NOV_1)
     rows = snapshot(source)
     assert {date for date, _ in rows} == {20261101}  # the series starts at the first run's as-of date
     day = {issue: row for (_, issue), row in rows.items()}
@@ -122,7 +122,7 @@ def test_first_snapshot_follows_the_business_rules(source: sa.Engine) -> None:
 
 
 def test_skipped_days_late_data_and_reruns(source: sa.Engine) -> None:
-    first = warehouse(RunParameters(as_of=NOV_1))
+    first = warehouse(as_of=NOV_1)
     before = snapshot(source)
     # on 2 November (local): i2 closed at 09:00, i4 deleted at 13:00; on 3 November at 01:00 i3 reopened
     change(source, "i2-old-open", status="closed", closed_at="2026-11-01 22:00", updated_at="2026-11-01 22:00")
@@ -130,7 +130,7 @@ def test_skipped_days_late_data_and_reruns(source: sa.Engine) -> None:
     change(source, "i3-closed", status="open", updated_at="2026-11-02 14:00")
 
     # the schedule skipped 2 November: the run of 3 November fills it from dimension history
-    second = warehouse(RunParameters(as_of=NOV_3))
+    second = warehouse(as_of=NOV_3)
     rows = snapshot(source)
     assert {date for date, _ in rows} == {20261101, 20261102, 20261103}
     assert {k: v for k, v in rows.items() if k[0] == 20261101} == before  # 1 November untouched
@@ -144,7 +144,7 @@ def test_skipped_days_late_data_and_reruns(source: sa.Engine) -> None:
 
     # a late import: i1 became Trivial at 02:00 on 2 November (local), after the run that covered that day
     change(source, "i1-boundary", priority="Trivial", updated_at="2026-11-01 15:00")
-    third = warehouse(RunParameters(as_of=NOV_3))
+    third = warehouse(as_of=NOV_3)
     late = snapshot(source)
     assert measures(late[20261101, "i1-boundary"]) == (True, False, 0, None, "High", True)  # before the change
     assert measures(late[20261102, "i1-boundary"]) == (True, False, 1, None, "Low", False)
@@ -154,7 +154,7 @@ def test_skipped_days_late_data_and_reruns(source: sa.Engine) -> None:
     assert (inserted, deleted) == (0, 0) and updated == 2  # exactly i1 on 2 and 3 November
 
     # the same as-of again: nothing changes
-    fourth = warehouse(RunParameters(as_of=NOV_3))
+    fourth = warehouse(as_of=NOV_3)
     assert fact_counts(source, fourth["run_id"]) == (0, 0, 0)
     assert snapshot(source) == late
     with source.connect() as conn:
@@ -196,7 +196,7 @@ def event_counts(engine: sa.Engine, run_id: int) -> tuple[int, int]:
 
 
 def test_issue_events_follow_the_history_and_are_timed_from_the_source(source: sa.Engine) -> None:
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     # first seen already closed or deleted: the event at the source's own time; dates in Sydney
     assert events(source, "i3-closed") == [
         ("created", "2026-10-01 01:00", 20261001, None, "closed"),
@@ -206,7 +206,7 @@ def test_issue_events_follow_the_history_and_are_timed_from_the_source(source: s
     assert events(source, "i1-boundary") == [("created", "2026-10-31 13:30", 20261101, None, "open")]
 
     change(source, "i2-old-open", status="closed", closed_at="2026-11-01 22:00", updated_at="2026-11-01 22:00")
-    second = warehouse(RunParameters(as_of=NOV_3))
+    second = warehouse(as_of=NOV_3)
     assert events(source, "i2-old-open") == [
         ("created", "2026-10-20 02:00", 20261020, None, "open"),
         ("closed", "2026-11-01 22:00", 20261102, "open", "closed"),
@@ -216,14 +216,14 @@ def test_issue_events_follow_the_history_and_are_timed_from_the_source(source: s
 
     change(source, "i2-old-open", status="pending", updated_at="2026-11-02 05:00")  # reopened (ACC 'pending')
     change(source, "i4-unmapped", is_deleted=True, deleted_at="2026-11-02 06:00", updated_at="2026-11-02 06:00")
-    third = warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
+    third = warehouse(as_of=NOV_3 + timedelta(hours=1))
     assert events(source, "i2-old-open")[-2:] == [
         ("reopened", "2026-11-02 05:00", 20261102, "closed", "pending"),
         ("status_change", "2026-11-02 05:00", 20261102, "closed", "pending"),
     ]
     assert events(source, "i4-unmapped")[-1] == ("deleted", "2026-11-02 06:00", 20261102, "Frobnicated", "Frobnicated")
     assert event_counts(source, third["run_id"]) == (3, 0)
-    again = warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
+    again = warehouse(as_of=NOV_3 + timedelta(hours=1))
     assert event_counts(source, again["run_id"]) == (0, 0)
 
 
@@ -252,7 +252,7 @@ def test_issue_category_bridge_follows_the_current_analytics(source: sa.Engine) 
             processed_at) VALUES ('ACC', 'i1-boundary', :d, :p, '2026-11-01 08:00')""",
         d=level[1], p=level[2],
     )  # fmt: skip
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     assert bridge(source, "i1-boundary") == {"discipline": (level[1], True), "primary": (level[2], True)}
 
     execute(
@@ -261,7 +261,7 @@ def test_issue_category_bridge_follows_the_current_analytics(source: sa.Engine) 
             processed_at = '2026-11-02 08:00', processing_version = 2 WHERE source_issue_id = 'i1-boundary'""",
         p=level[3], s=level[2],
     )  # fmt: skip
-    second = warehouse(RunParameters(as_of=NOV_3))
+    second = warehouse(as_of=NOV_3)
     assert bridge(source, "i1-boundary") == {
         "discipline": (level[1], True), "primary": (level[3], True), "secondary": (level[2], True),
     }  # fmt: skip

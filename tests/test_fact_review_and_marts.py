@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from flows import demo_source
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -98,7 +98,7 @@ def flags(completed: bool, cancelled: bool, deleted: bool, overdue: bool, days: 
 
 
 def test_reviews_are_graded_at_the_as_of_date_and_updated_in_place(source: sa.Engine) -> None:
-    first = warehouse(RunParameters(as_of=NOV_1))
+    first = warehouse(as_of=NOV_1)
     assert reviews(source) == {
         1: flags(False, False, False, True, 7, None),
         2: flags(False, False, False, True, 12, None),
@@ -118,7 +118,7 @@ def test_reviews_are_graded_at_the_as_of_date_and_updated_in_place(source: sa.En
     execute(source, """UPDATE dbo."ServiceReviews" SET status = 'completed', actual_issued_at = '2026-11-02 09:00'
         WHERE review_id = :r""", r=PROJECT * 10 + 1)  # fmt: skip
     execute(source, 'DELETE FROM dbo."ServiceReviews" WHERE review_id = :r', r=PROJECT * 10 + 5)
-    later = warehouse(RunParameters(as_of=NOV_3))
+    later = warehouse(as_of=NOV_3)
     graded = reviews(source)
     assert graded[1] == flags(True, False, False, False, None, 13)
     assert graded[2] == flags(False, False, False, True, 14, None)  # overdue grows with the as-of date
@@ -127,12 +127,12 @@ def test_reviews_are_graded_at_the_as_of_date_and_updated_in_place(source: sa.En
                                       "completed_on_time": 1, "on_time_rate": Decimal("0.500"), "overdue": 1,
                                       "avg_slippage_days": Decimal("8.5")}  # fmt: skip
     assert step_counts(source, later["run_id"], "warehouse.load_fact_review")[0] == 0  # in place: no new rows
-    again = warehouse(RunParameters(as_of=NOV_3))
+    again = warehouse(as_of=NOV_3)
     assert step_counts(source, again["run_id"], "warehouse.load_fact_review") == (0, 0)
 
 
 def test_backlog_age_buckets_and_daily_trend(source: sa.Engine) -> None:
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     buckets = rows(source, """SELECT age_bucket, bucket_order, open_issues, high_priority_open, oldest_age_days,
         snapshot_date, project_name FROM mart.issue_backlog_age WHERE project_id = :p ORDER BY bucket_order""",
         p=PROJECT)  # fmt: skip
@@ -172,7 +172,7 @@ def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine
         progress = conn.execute(
             sa.text('SELECT progress_pct FROM dbo."ProjectServices" WHERE service_id = :p'), {"p": PROJECT}
         ).scalar_one()
-    first = warehouse(RunParameters(as_of=NOV_1))
+    first = warehouse(as_of=NOV_1)
     earned = (Decimal("1000") * progress / 100).quantize(Decimal("0.01"))
     november = service_months(source)[20261101]
     assert november == {
@@ -191,7 +191,7 @@ def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine
     # December: a new claim. November has ended: it is taken once more for its end-of-month state (review 3,
     # planned for 5 November, was overdue by then), and the claim stamped in December stays out of it
     execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 500 WHERE service_id = :p', p=PROJECT)
-    december_run = warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    december_run = warehouse(as_of=datetime(2026, 12, 2, tzinfo=UTC))
     months = service_months(source)
     assert months[20261101] == {**november, "reviews_overdue": 3, "run_id": december_run["run_id"]}
     assert months[20261201]["claimed"] == Decimal("500.00")
@@ -200,11 +200,11 @@ def test_service_months_hold_earned_value_claimed_and_variance(source: sa.Engine
     assert months[20261201]["run_id"] == december_run["run_id"]
     # another December change: the ended November is left alone (no late data reaches it)
     execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 600 WHERE service_id = :p', p=PROJECT)
-    warehouse(RunParameters(as_of=datetime(2026, 12, 2, 12, tzinfo=UTC)))
+    warehouse(as_of=datetime(2026, 12, 2, 12, tzinfo=UTC))
     months = service_months(source)
     assert months[20261101] == {**november, "reviews_overdue": 3, "run_id": december_run["run_id"]}
     assert months[20261201]["claimed"] == Decimal("600.00")
-    again = warehouse(RunParameters(as_of=datetime(2026, 12, 2, 12, tzinfo=UTC)))
+    again = warehouse(as_of=datetime(2026, 12, 2, 12, tzinfo=UTC))
     assert service_months(source) == months
     with source.connect() as conn:
         written = conn.execute(
@@ -223,7 +223,7 @@ def project_months(engine: sa.Engine) -> dict[int, dict[str, Any]]:
 
 
 def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) -> None:
-    first = warehouse(RunParameters(as_of=NOV_1))
+    first = warehouse(as_of=NOV_1)
     november = project_months(source)[20261101]
     service = service_months(source)[20261101]
     assert {k: v for k, v in november.items() if k not in ("earned_value", "claimed", "variance", "run_id")} == {
@@ -236,7 +236,7 @@ def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) ->
     assert november["run_id"] == first["run_id"]
 
     # 2 December: the missed November days are filled, so November now holds its end-of-month state
-    warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    warehouse(as_of=datetime(2026, 12, 2, tzinfo=UTC))
     months = project_months(source)
     assert set(months) == {20261101, 20261201}
     assert months[20261101]["reviews_overdue"] == 3  # review 3 (planned 5 November) was overdue at the month's end
@@ -244,7 +244,7 @@ def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) ->
     # a late import: the 8-day-old issue was closed on 20 November (local), stamped then, arriving on 3 December
     execute(source, """UPDATE dbo.acc_issues SET status = 'closed', closed_at = '2026-11-20 01:00',
         updated_at = '2026-11-20 01:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-8'""")  # fmt: skip
-    late = warehouse(RunParameters(as_of=datetime(2026, 12, 3, tzinfo=UTC)))
+    late = warehouse(as_of=datetime(2026, 12, 3, tzinfo=UTC))
     after = project_months(source)
     assert (after[20261101]["issues_open"], after[20261101]["issues_closed"]) == (7, 1)
     assert after[20261101]["avg_resolution_days"] == Decimal("27.0")  # created 24 October, closed 20 November
@@ -254,7 +254,7 @@ def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) ->
     # removes November's daily rows without writing any; November is recomputed all the same
     execute(source, """UPDATE dbo.acc_issues SET is_deleted = TRUE, deleted_at = '2026-11-25 01:00',
         updated_at = '2026-11-25 01:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-7'""")  # fmt: skip
-    deleted = warehouse(RunParameters(as_of=datetime(2026, 12, 3, 6, tzinfo=UTC)))
+    deleted = warehouse(as_of=datetime(2026, 12, 3, 6, tzinfo=UTC))
     after = project_months(source)
     assert (after[20261101]["issues_total"], after[20261101]["issues_open"]) == (7, 6)
     assert after[20261101]["run_id"] == deleted["run_id"]
@@ -263,19 +263,19 @@ def test_project_months_follow_the_month_end_and_late_data(source: sa.Engine) ->
     # an edit stamped in December leaves the ended November alone
     execute(source, """UPDATE dbo.acc_issues SET priority = 'Blocker', updated_at = '2026-12-03 01:00'
         WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-0'""")  # fmt: skip
-    warehouse(RunParameters(as_of=datetime(2026, 12, 4, tzinfo=UTC)))
+    warehouse(as_of=datetime(2026, 12, 4, tzinfo=UTC))
     final = project_months(source)
     assert final[20261101] == after[20261101]
     assert final[20261201]["high_priority_open"] == 2
 
 
 def test_project_overview_and_scorecard(source: sa.Engine) -> None:
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     # December: one issue closed and a claim ahead of progress
     execute(source, """UPDATE dbo.acc_issues SET status = 'closed', closed_at = '2026-12-01 09:00',
         updated_at = '2026-12-01 09:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-30'""")  # fmt: skip
     execute(source, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 900 WHERE service_id = :p', p=PROJECT)
-    warehouse(RunParameters(as_of=datetime(2026, 12, 2, tzinfo=UTC)))
+    warehouse(as_of=datetime(2026, 12, 2, tzinfo=UTC))
     months = project_months(source)
 
     overview = rows(source, """SELECT month, fiscal_year, fiscal_quarter, fiscal_month, project_name, issues_open,
@@ -322,7 +322,7 @@ def written(engine: sa.Engine, run_id: int, step: str) -> int:
 
 
 def test_review_events_follow_each_change(source: sa.Engine) -> None:
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     # reviews have no change column: events are timed when a run first sees them, except issued
     issued_4 = datetime(2026, 10, 14, 12, 30, tzinfo=UTC)  # 23:30 local (AEDT, +11)
     issued_5 = datetime(2026, 10, 12, 13, 30, tzinfo=UTC)  # 00:30 local on 13 October
@@ -349,7 +349,7 @@ def test_review_events_follow_each_change(source: sa.Engine) -> None:
     )
     execute(source, "UPDATE dbo.\"ServiceReviews\" SET status = 'in_progress' WHERE review_id = :r", r=PROJECT * 10 + 4)
     execute(source, 'DELETE FROM dbo."ServiceReviews" WHERE review_id = :r', r=PROJECT * 10 + 5)
-    later = warehouse(RunParameters(as_of=NOV_3))
+    later = warehouse(as_of=NOV_3)
     issued_1 = datetime(2026, 11, 1, 22, tzinfo=UTC)
     assert review_events(source) - first == {
         (1, "status_change", NOV_3, 20261103, "planned", "completed"),
@@ -362,7 +362,7 @@ def test_review_events_follow_each_change(source: sa.Engine) -> None:
     }  # fmt: skip
     assert first <= review_events(source)  # earlier events stay as they were
     assert written(source, later["run_id"], "warehouse.load_fact_review_event") >= 7
-    again = warehouse(RunParameters(as_of=NOV_3))
+    again = warehouse(as_of=NOV_3)
     assert written(source, again["run_id"], "warehouse.load_fact_review_event") == 0
 
 
@@ -374,7 +374,7 @@ def bridge(engine: sa.Engine) -> set[tuple[int, str, str, int]]:
 
 
 def test_review_issue_bridge_links_issues_in_the_window(source: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     # local creation dates: age-0 1 Nov, age-7 25 Oct, age-8 24 Oct, age-30 2 Oct, age-31 1 Oct; 14-day windows
     # end on the issued date, else due, else planned: review 1 12-25 Oct, 2 7-20 Oct, 3 23 Oct-5 Nov,
     # 4 1-14 Oct (issued 14 Oct), 5 30 Sep-13 Oct (issued 13 Oct); 6 is cancelled
@@ -387,22 +387,22 @@ def test_review_issue_bridge_links_issues_in_the_window(source: sa.Engine, monke
     # age-0 is closed on 2 November (local): inside review 3's window
     execute(source, """UPDATE dbo.acc_issues SET status = 'closed', closed_at = '2026-11-01 21:00',
         updated_at = '2026-11-01 21:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-0'""")  # fmt: skip
-    closed = warehouse(RunParameters(as_of=NOV_3))
+    closed = warehouse(as_of=NOV_3)
     assert bridge(source) == {(r, i, "opened", 14) for r, i in opened} | {(3, "age-0", "closed", 14)}
     assert step_counts(source, closed["run_id"], "warehouse.load_brg_review_issue")[0] >= 1
-    again = warehouse(RunParameters(as_of=NOV_3))
+    again = warehouse(as_of=NOV_3)
     assert written(source, again["run_id"], "warehouse.load_brg_review_issue") == 0
 
     # age-8 is deleted at the source (2 November): it leaves every window
     execute(source, """UPDATE dbo.acc_issues SET is_deleted = TRUE, deleted_at = '2026-11-02 01:00',
         updated_at = '2026-11-02 01:00' WHERE acc_project_id = 'qa-proj' AND acc_issue_id = 'age-8'""")  # fmt: skip
-    warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=1)))
+    warehouse(as_of=NOV_3 + timedelta(hours=1))
     opened -= {(1, "age-8"), (3, "age-8")}
     assert bridge(source) == {(r, i, "opened", 14) for r, i in opened} | {(3, "age-0", "closed", 14)}
 
     # a 30-day window re-derives every review: review 2 (7 Sep... 20 Oct) now reaches age-30 and age-31
     monkeypatch.setenv("PMW_REVIEW_ISSUE_WINDOW_DAYS", "30")
-    warehouse(RunParameters(as_of=NOV_3 + timedelta(hours=2)))
+    warehouse(as_of=NOV_3 + timedelta(hours=2))
     wider = bridge(source)
     assert {(r, i) for r, i, activity, days in wider if activity == "opened"} >= opened | {(2, "age-30"), (2, "age-31")}
     assert not {i for _, i, *_ in wider} & {"age-8"}
@@ -427,7 +427,7 @@ def test_a_project_referenced_before_it_is_loaded_is_an_inferred_member_complete
     execute(source, """INSERT INTO dbo.acc_issues (acc_project_id, acc_issue_id, issue_number, pm_project_id,
         project_name, title, status, priority, created_at, updated_at) VALUES ('late-proj', 'late-1', 1, :p,
         'Not yet in PM', 'qa', 'open', 'Minor', '2026-10-30 00:00', '2026-10-30 00:00')""", p=late_project)  # fmt: skip
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     inferred = rows(source, """SELECT project_sk, project_name, is_inferred, valid_from FROM dim.project
         WHERE project_id = :p AND is_current""", p=late_project)  # fmt: skip
     assert len(inferred) == 1 and inferred[0]["is_inferred"] and inferred[0]["project_name"] is None
@@ -442,7 +442,7 @@ def test_a_project_referenced_before_it_is_loaded_is_an_inferred_member_complete
     assert warned.status == "fail" and warned.failing_count >= 1
 
     # a run before the project arrives: the full compare of projects must not close it as a hard delete
-    warehouse(RunParameters(as_of=datetime(2026, 11, 2, tzinfo=UTC)))
+    warehouse(as_of=datetime(2026, 11, 2, tzinfo=UTC))
     waiting = rows(source, "SELECT project_sk, is_inferred, is_deleted FROM dim.project WHERE project_id = :p",
                    p=late_project)  # fmt: skip
     assert waiting == [{"project_sk": sk, "is_inferred": True, "is_deleted": False}]
@@ -451,7 +451,7 @@ def test_a_project_referenced_before_it_is_loaded_is_an_inferred_member_complete
     execute(source, """INSERT INTO dbo.projects (project_id, project_name, client_id, type_id, status, created_at)
         SELECT :p, 'Late Project', client_id, type_id, 'active', '2026-10-01' FROM dbo.projects
         ORDER BY project_id LIMIT 1""", p=late_project)  # fmt: skip
-    warehouse(RunParameters(as_of=NOV_3))
+    warehouse(as_of=NOV_3)
     completed = rows(source, """SELECT project_sk, project_name, is_inferred FROM dim.project WHERE project_id = :p""",
                      p=late_project)  # fmt: skip
     assert completed == [{"project_sk": sk, "project_name": "Late Project", "is_inferred": False}]

@@ -28,7 +28,7 @@ from flows import demo_source, migrate
 from flows.pipeline import PUBLISH_STEP, WATERMARK_STEP
 from flows.run_log import STALE_RUN_MESSAGE
 from flows.sources import SOURCES
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 # The run stalls where it first *writes* a table the test holds in EXCLUSIVE mode (reads still pass), or
@@ -79,7 +79,7 @@ def uninterrupted(server_admin_url: URL) -> Iterator[dict[str, list[tuple[object
     try:
         engine = _seed_and_upgrade(url)
         with warehouse_at(url):
-            assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+            assert warehouse(as_of=AS_OF)["status"] == "success"
         contents = warehouse_contents(engine)
         engine.dispose()
         assert all(contents[t] for t in ("issue", "fact.issue_daily", "fact.issue_event", "brg.review_issue"))
@@ -134,7 +134,7 @@ def test_a_run_killed_at_any_point_is_redone_to_the_same_warehouse(
         blocker.rollback()
         blocker.close()
 
-    result = warehouse(RunParameters(as_of=AS_OF))
+    result = warehouse(as_of=AS_OF)
     assert result["status"] == "success"
     with upgraded.connect() as conn:
         killed = conn.execute(sa.text("SELECT status, error_text FROM ctl.run ORDER BY run_id LIMIT 1")).one()
@@ -175,14 +175,14 @@ def test_a_source_outage_fails_the_run_clearly_and_moves_nothing(
     upgraded: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     with upgraded.connect() as conn:
         marks = conn.execute(sa.text("SELECT * FROM ctl.watermark ORDER BY 1, 2")).all()
     before = warehouse_contents(upgraded)
     # the operational database is down: nothing listens where it should be
     monkeypatch.setenv("PMW_SOURCE_URL", "postgresql+psycopg://reader:s3cret-pw@127.0.0.1:9/ProjectManagement")
     with pytest.raises(Exception) as raised:
-        warehouse(RunParameters(as_of=datetime(2026, 11, 2, tzinfo=UTC)))
+        warehouse(as_of=datetime(2026, 11, 2, tzinfo=UTC))
     with upgraded.connect() as conn:
         failed = conn.execute(sa.text("SELECT status, error_text FROM ctl.run ORDER BY run_id DESC LIMIT 1")).one()
         assert conn.execute(sa.text("SELECT * FROM ctl.watermark ORDER BY 1, 2")).all() == marks

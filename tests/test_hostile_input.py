@@ -24,7 +24,7 @@ from flows import demo_source, extract, pipeline, roles
 from flows.errors import QualityCheckError
 from flows.settings import Settings
 from flows.sources import SOURCES
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 NEXT_DAY = AS_OF + timedelta(days=1)
@@ -156,7 +156,7 @@ def test_a_wrongly_typed_check_option_stops_the_run_before_it_reads(
     monkeypatch.setenv("PMW_QUALITY_CHECKS", str(checks))
     marks = watermarks(clone)
     with pytest.raises(QualityCheckError) as refused:
-        warehouse(RunParameters(as_of=NEXT_DAY))
+        warehouse(as_of=NEXT_DAY)
     message = str(refused.value)
     assert "few_projects" in message and "threshold = '5'" in message and str(checks) in message
     run = scalar(clone, "SELECT max(run_id) FROM ctl.run")
@@ -175,17 +175,17 @@ def test_a_watermark_later_than_the_source_clock_stops_the_run_and_a_full_refres
     execute(clone, "UPDATE ctl.watermark SET cursor_value = '2029-12-31' WHERE source_object = 'issues'")
     marks = watermarks(clone)
     with pytest.raises(extract.WindowOutOfOrder) as refused:
-        warehouse(RunParameters(as_of=NEXT_DAY))
+        warehouse(as_of=NEXT_DAY)
     message = str(refused.value)
     assert "issues" in message and "2029-12-31" in message and "--full-refresh --source issues" in message
     run = scalar(clone, "SELECT max(run_id) FROM ctl.run")
     assert scalar(clone, "SELECT count(*) FROM ctl.run_source WHERE run_id = :r", r=run) == 0  # nothing read
     assert watermarks(clone) == marks
 
-    assert warehouse(RunParameters(as_of=NEXT_DAY, full_refresh=True, sources=["issues"]))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY, full_refresh=True, sources=["issues"])["status"] == "success"
     repaired = scalar(clone, "SELECT max(cursor_value) FROM ctl.watermark WHERE source_object = 'issues'")
     assert repaired <= NEXT_DAY.replace(tzinfo=None) + timedelta(hours=14)  # the source's clock, either zone
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
 
 
 @pytest.mark.parametrize("source", [s for s in SOURCES if s.strategy == "cursor"], ids=lambda s: s.name)
@@ -222,7 +222,7 @@ def test_a_hostile_session_default_changes_nothing(clone: sa.Engine, tmp_path: P
     checks.write_text('[checks.sample_times]\nkind = "custom_sql"\nseverity = "warn"\n'
                       'sql = "SELECT valid_from, now() - valid_from AS age FROM dim.issue"\n')  # fmt: skip
     monkeypatch.setenv("PMW_QUALITY_CHECKS", str(checks))
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
     sample = scalar(clone, "SELECT sample_keys FROM ctl.data_quality_result WHERE check_name = 'sample_times' "
                            "ORDER BY run_id DESC LIMIT 1")  # fmt: skip
     assert re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", sample or ""), sample  # ISO, parsed by psycopg
@@ -286,7 +286,7 @@ def test_a_whole_run_works_as_the_loader_which_cannot_change_the_schema(
     loader = _as(clone, "loader")
     monkeypatch.setenv("PMW_WAREHOUSE_URL", loader.url.render_as_string(hide_password=False))
     demo_source.advance(clone, days=1)
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
     run = scalar(clone, "SELECT max(run_id) FROM ctl.run")
     assert scalar(clone, "SELECT count(*) FROM ctl.run_step WHERE run_id = :r AND status = 'success'", r=run) > 20
     assert scalar(clone, "SELECT count(*) FROM fact.issue_daily WHERE run_id = :r", r=run) > 0
@@ -322,7 +322,7 @@ def test_quarantined_content_is_purged_after_the_retention_for_every_source(
                             "now() - make_interval(days => :d))"),
                     {"r": run, "s": source.name, "k": f"key-{age_days}", "d": age_days},
                 )  # fmt: skip
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"
     with clone.connect() as conn:
         kept = dict(conn.execute(sa.text(
             "SELECT source_object || ' ' || business_key, row_data IS NOT NULL FROM ctl.quarantine "

@@ -16,7 +16,7 @@ from conftest import cloned, execute, loaded_template
 from sqlalchemy.engine import URL
 
 from flows.sources import SOURCES
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)  # the seed's anchor
 SOURCE_NOW = AS_OF.replace(tzinfo=None)
@@ -92,7 +92,7 @@ def test_an_issue_moved_to_another_tracker_project_is_closed_under_its_old_key(c
             "updated_at = :u WHERE acc_issue_id = :i", t=issue.target, pm=issue.pm_project_id, n=issue.project_name,
             u=SOURCE_NOW + timedelta(hours=1), i=issue.acc_issue_id)  # fmt: skip
 
-    result = warehouse(RunParameters(as_of=LATER))
+    result = warehouse(as_of=LATER)
     assert result["status"] == "success"
     old = current_issue(clone, "ACC", issue.acc_project_id, issue.acc_issue_id)
     new = current_issue(clone, "ACC", issue.target, issue.acc_issue_id)
@@ -111,7 +111,7 @@ def test_a_revizto_issue_removed_from_the_source_is_closed_as_deleted(clone: sa.
     with clone.connect() as conn:
         gone = conn.execute(FIRST_REVIZTO_ISSUE).one()
     execute(clone, "DELETE FROM dbo.revizto_issues WHERE revizto_issue_id = CAST(:i AS bigint)", i=gone.i)
-    result = warehouse(RunParameters(as_of=LATER))
+    result = warehouse(as_of=LATER)
     assert result["status"] == "success"
     closed = current_issue(clone, "Revizto", gone.p, gone.i)
     assert closed is not None and closed.is_deleted and closed.valid_from == LATER
@@ -138,11 +138,11 @@ def test_a_removed_issue_that_comes_back_unchanged_is_live_again(clone: sa.Engin
                              "WHERE revizto_issue_id = CAST(:i AS bigint)"), {"i": back.i})  # fmt: skip
         conn.execute(sa.text("DELETE FROM dbo.revizto_issues WHERE revizto_issue_id = CAST(:i AS bigint)"),
                      {"i": back.i})  # fmt: skip
-    assert warehouse(RunParameters(as_of=LATER))["status"] == "success"
+    assert warehouse(as_of=LATER)["status"] == "success"
     assert current_issue(clone, "Revizto", back.p, back.i).is_deleted  # type: ignore[union-attr]
 
     execute(clone, "INSERT INTO dbo.revizto_issues SELECT * FROM public.kept_issue")
-    result = warehouse(RunParameters(as_of=LATER + timedelta(hours=1)))
+    result = warehouse(as_of=LATER + timedelta(hours=1))
     assert result["status"] == "success"
     again = current_issue(clone, "Revizto", back.p, back.i)
     assert again is not None and not again.is_deleted and again.run_id == result["run_id"]
@@ -156,13 +156,13 @@ def test_the_key_set_is_read_every_n_runs_and_ctl_says_so(clone: sa.Engine, monk
         gone = conn.execute(FIRST_REVIZTO_ISSUE).one()
     execute(clone, "DELETE FROM dbo.revizto_issues WHERE revizto_issue_id = CAST(:i AS bigint)", i=gone.i)
     for hours, to_go in ((1, 2), (2, 1)):
-        result = warehouse(RunParameters(as_of=AS_OF + timedelta(hours=hours)))
+        result = warehouse(as_of=AS_OF + timedelta(hours=hours))
         assert result["status"] == "success"
         assert meaning(clone, result["run_id"], "pull issues", "key_set_runs_to_go") == to_go
         assert meaning(clone, result["run_id"], "pull issues", "key_set_read") is None
         assert meaning(clone, result["run_id"], "warehouse.load_dim_issue", "vanished_at_source") is None
         assert current_issue(clone, "Revizto", gone.p, gone.i).is_deleted is False  # type: ignore[union-attr]
-    result = warehouse(RunParameters(as_of=AS_OF + timedelta(hours=3)))  # the third load since: due
+    result = warehouse(as_of=AS_OF + timedelta(hours=3))  # the third load since: due
     assert meaning(clone, result["run_id"], "pull issues", "key_set_read") > 0  # type: ignore[operator]
     assert meaning(clone, result["run_id"], "warehouse.load_dim_issue", "vanished_at_source") == 1
     assert current_issue(clone, "Revizto", gone.p, gone.i).is_deleted is True  # type: ignore[union-attr]
@@ -174,10 +174,10 @@ def test_a_mass_vanish_trips_the_breaker_until_forced(clone: sa.Engine) -> None:
     assert removed > 0.25 * live  # a Revizto outage returns no rows: more than the limit would close
     execute(clone, "DELETE FROM dbo.revizto_issues")
     with pytest.raises(Exception, match=r"circuit breaker: dim\.issue would close \d+ of its \d+ live rows"):
-        warehouse(RunParameters(as_of=LATER))
+        warehouse(as_of=LATER)
     assert one(clone, "SELECT count(*) FROM dim.issue WHERE is_current AND is_deleted AND valid_from = :a",
                a=LATER) == 0  # fmt: skip
-    result = warehouse(RunParameters(as_of=LATER, force_deletes=True))
+    result = warehouse(as_of=LATER, force_deletes=True)
     assert result["status"] == "success"
     assert meaning(clone, result["run_id"], "warehouse.load_dim_issue", "vanished_at_source") == removed
     snapshot, source_live = snapshot_and_live_source_issues(clone, LATER)
@@ -197,7 +197,7 @@ def clients_in_all(engine: sa.Engine, total: int) -> None:
 @pytest.mark.parametrize(("live", "trips"), [(19, False), (20, True)])
 def test_six_deleted_clients_trip_the_breaker_only_from_20_live_rows(clone: sa.Engine, live: int, trips: bool) -> None:
     clients_in_all(clone, live)
-    assert warehouse(RunParameters(as_of=AS_OF + timedelta(hours=1)))["status"] == "success"
+    assert warehouse(as_of=AS_OF + timedelta(hours=1))["status"] == "success"
     execute(
         clone,
         "DELETE FROM dbo.clients WHERE client_id IN (SELECT client_id FROM dbo.clients "
@@ -205,10 +205,10 @@ def test_six_deleted_clients_trip_the_breaker_only_from_20_live_rows(clone: sa.E
     )  # 6 of 19 (32 %) or of 20 (30 %): over 25 %
     if trips:
         with pytest.raises(Exception, match=r"circuit breaker: dim\.client would close 6 of its 20 live rows"):
-            warehouse(RunParameters(as_of=LATER))
+            warehouse(as_of=LATER)
         assert one(clone, "SELECT count(*) FROM dim.client WHERE is_current AND is_deleted") == 0
     else:
-        assert warehouse(RunParameters(as_of=LATER))["status"] == "success"
+        assert warehouse(as_of=LATER)["status"] == "success"
         assert one(clone, "SELECT count(*) FROM dim.client WHERE is_current AND is_deleted") == 6
 
 
@@ -217,15 +217,15 @@ def test_one_of_three_clients_may_go_but_not_all_three(clone: sa.Engine) -> None
     execute(clone, "UPDATE dbo.projects SET client_id = (SELECT min(client_id) FROM dbo.clients)")
     execute(clone, "DELETE FROM dbo.clients WHERE client_id NOT IN (SELECT client_id FROM dbo.clients "
             "ORDER BY client_id LIMIT 3)")  # fmt: skip
-    assert warehouse(RunParameters(as_of=AS_OF + timedelta(hours=1)))["status"] == "success"
+    assert warehouse(as_of=AS_OF + timedelta(hours=1))["status"] == "success"
     assert one(clone, "SELECT count(*) FROM dim.client WHERE is_current AND NOT is_deleted AND client_sk <> -1") == 3
     execute(clone, "CREATE TABLE pmw_demo.saved_clients AS SELECT * FROM dbo.clients")
     execute(clone, "UPDATE dbo.projects SET client_id = NULL")
     execute(clone, "DELETE FROM dbo.clients")  # all three gone: an emptied table
     with pytest.raises(Exception, match=r"circuit breaker: dim\.client would close 3 of its 3 live rows"):
-        warehouse(RunParameters(as_of=LATER))
+        warehouse(as_of=LATER)
     execute(clone, "INSERT INTO dbo.clients SELECT * FROM pmw_demo.saved_clients WHERE client_id <> "
             "(SELECT max(client_id) FROM pmw_demo.saved_clients)")  # fmt: skip
-    assert warehouse(RunParameters(as_of=LATER))["status"] == "success"  # one of three (33 %) passes
+    assert warehouse(as_of=LATER)["status"] == "success"  # one of three (33 %) passes
     assert one(clone, "SELECT count(*) FROM dim.client WHERE is_current AND is_deleted AND valid_from = :a",
                a=LATER) == 1  # fmt: skip

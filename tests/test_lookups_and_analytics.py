@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 
 from flows import migrate, quality
 from flows.errors import QualityGateFailed
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -117,7 +117,7 @@ def test_raw_statuses_and_priorities_meet_the_maps_trimmed_and_in_any_case(sourc
     acc_issue(source, "a3-weird", "open", "Weird")
     acc_issue(source, "a4-weird", "open", "Weird")
 
-    run = warehouse(RunParameters(as_of=NOV_1))
+    run = warehouse(as_of=NOV_1)
     day = {issue: row for (_, issue), row in snapshot(source).items()}
     solved = map_sk(source, "status_map", "Revizto", "solved")
     for issue in ("1", "2", "3"):  # `Solved`, ` SOLVED ` and `solved` are one raw status: closed
@@ -146,7 +146,7 @@ def test_raw_statuses_and_priorities_meet_the_maps_trimmed_and_in_any_case(sourc
     assert sorted(e.event_type for e in events) == ["closed", "created"]
     execute(source, "UPDATE dbo.revizto_issues SET status = 'SOLVED', updated_local = '2026-11-01 10:30' "
                     "WHERE revizto_issue_id = 1 AND revizto_project_id = :p", p=REVIZTO_PROJECT)  # fmt: skip
-    warehouse(RunParameters(as_of=NOV_1 + timedelta(hours=1)))
+    warehouse(as_of=NOV_1 + timedelta(hours=1))
     events = rows(source, """SELECT e.event_type FROM fact.issue_event AS e JOIN dim.issue_key AS k
         ON k.issue_key = e.issue_key WHERE k.source_project_id = :p AND k.source_issue_id = '1'""",
                   p=str(REVIZTO_PROJECT))  # fmt: skip
@@ -163,7 +163,7 @@ def test_status_coverage_counts_issues_and_map_conflicts_follow_one_rule(source:
     revizto_issue(source, 14, "solved")
 
     with pytest.raises(QualityGateFailed, match="status_map_coverage"):
-        warehouse(RunParameters(as_of=NOV_1))
+        warehouse(as_of=NOV_1)
     found = results(source, last_run(source))
     coverage = found["status_map_coverage"]
     # issues, not distinct statuses: two carry 'frobnicated', one ' Zapped'; each named with its count
@@ -218,7 +218,7 @@ def test_each_snapshot_day_carries_the_analytics_in_effect_then(source: sa.Engin
     acc_issue(source, "x1-scored", "open", "Major")
     acc_issue(source, "x2-late", "open", "Major")
     processed(source, "x1-scored", "0.3", "2026-11-01 08:00", 1)
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     first = analytics(source)
     urgent, sk, complexity, sentiment, confidence, discipline, primary, version = first[20261101, "x1-scored"]
     assert (urgent, version, complexity, sentiment, confidence) == (
@@ -230,10 +230,10 @@ def test_each_snapshot_day_carries_the_analytics_in_effect_then(source: sa.Engin
 
     # re-processed twice on 2 November, with a run between: that day shows the later result
     processed(source, "x1-scored", "0.6", "2026-11-02 09:00", 2)
-    warehouse(RunParameters(as_of=NOV_2))
+    warehouse(as_of=NOV_2)
     assert analytics(source)[20261102, "x1-scored"][0] == Decimal("0.6000")
     processed(source, "x1-scored", "0.9", "2026-11-02 10:30", 3)
-    warehouse(RunParameters(as_of=NOV_3))
+    warehouse(as_of=NOV_3)
     later = analytics(source)
     assert {day: later[day, "x1-scored"][0] for day in (20261101, 20261102, 20261103)} == {
         20261101: Decimal("0.3000"), 20261102: Decimal("0.9000"), 20261103: Decimal("0.9000"),
@@ -252,7 +252,7 @@ def test_each_snapshot_day_carries_the_analytics_in_effect_then(source: sa.Engin
     # a late re-processing: x2's analytics, processed at 20:00 on 1 November, arrive after the 3 November run;
     # the next run recomputes x2 from 1 November on, and nothing else
     processed(source, "x2-late", "0.85", "2026-11-01 20:00", 1)
-    late_run = warehouse(RunParameters(as_of=NOV_3))
+    late_run = warehouse(as_of=NOV_3)
     late = analytics(source)
     assert {day: late[day, "x2-late"][0] for day in (20261101, 20261102, 20261103)} == {
         20261101: Decimal("0.8500"), 20261102: Decimal("0.8500"), 20261103: Decimal("0.8500"),

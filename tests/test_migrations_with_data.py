@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from conftest import REPO_ROOT
 
 from flows import demo_source, migrate
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 DATA_SCHEMAS = ("stg", "dim", "fact", "brg", "ctl")
@@ -63,9 +63,9 @@ def table_contents(engine: sa.Engine) -> dict[str, tuple[int, str]]:
 
 def test_a_warehouse_with_data_goes_down_to_every_revision_and_back_up_intact(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     demo_source.advance(upgraded, days=1)
-    assert warehouse(RunParameters(as_of=AS_OF + timedelta(days=1)))["status"] == "success"
+    assert warehouse(as_of=AS_OF + timedelta(days=1))["status"] == "success"
     upgraded.dispose()
     at_head = table_contents(upgraded)
     assert at_head["fact.issue_event"][0] > 0 and at_head["brg.review_issue"][0] > 0
@@ -88,4 +88,4 @@ def test_a_warehouse_with_data_goes_down_to_every_revision_and_back_up_intact(up
 
     # the warehouse runs on: the next day loads as if nothing had happened
     demo_source.advance(upgraded, days=1)
-    assert warehouse(RunParameters(as_of=AS_OF + timedelta(days=2)))["status"] == "success"
+    assert warehouse(as_of=AS_OF + timedelta(days=2))["status"] == "success"

@@ -17,7 +17,7 @@ from conftest import cloned
 from model.scenario import Change, Day, Scenario, apply_change, create_source
 from sqlalchemy.engine import URL
 
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -40,7 +40,7 @@ def change(engine: sa.Engine, at: int, kind: str, **args: Any) -> None:
 
 
 def run_at(minute: int) -> None:
-    assert warehouse(RunParameters(as_of=START + timedelta(minutes=minute)))["status"] == "success"
+    assert warehouse(as_of=START + timedelta(minutes=minute))["status"] == "success"
 
 
 def rows(engine: sa.Engine, sql: str, **params: Any) -> list[sa.Row[Any]]:
@@ -151,7 +151,7 @@ def test_an_issue_resolved_by_name_keeps_its_project_when_the_project_is_renamed
     change(source, 120, "rename_project", project=2, name="Renamed 2", touch=False)
     run_at(24 * 60)
     # a full refresh re-reads the unchanged issue row
-    assert warehouse(RunParameters(as_of=START + timedelta(days=2), full_refresh=True))["status"] == "success"
+    assert warehouse(as_of=START + timedelta(days=2), full_refresh=True)["status"] == "success"
 
     versions = rows(source, """SELECT project_id, project_resolution FROM dim.issue
         WHERE source_project_id = 'a-2' AND source_issue_id = '2001' ORDER BY valid_from""")  # fmt: skip

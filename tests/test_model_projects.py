@@ -16,7 +16,7 @@ from model import projects
 from model.history import History, Run, snapshot
 from model.scenario import create_source
 
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -31,7 +31,7 @@ def rows(engine: sa.Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 def _run(engine: sa.Engine, history: History, as_of: datetime) -> None:
     source = snapshot(engine)
-    assert warehouse(RunParameters(as_of=as_of))["status"] == "success"
+    assert warehouse(as_of=as_of)["status"] == "success"
     history.runs.append(Run(as_of=as_of, source=source))
 
 

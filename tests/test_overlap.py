@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from flows import demo_source, migrate
 from flows.errors import MigrationInProgress
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 HOLD_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pmw:migrations'))"
@@ -35,11 +35,11 @@ def test_a_run_refuses_while_a_migration_holds_the_warehouse(
         migration.exec_driver_sql(HOLD_MIGRATION_LOCK)  # as `pmw upgrade` does for its whole transaction
         started = time.monotonic()
         with pytest.raises(MigrationInProgress, match="a migration of this warehouse is in progress") as raised:
-            warehouse(RunParameters(as_of=AS_OF))
+            warehouse(as_of=AS_OF)
         assert time.monotonic() - started >= 1  # it waited first
     assert "without writing anything" in str(raised.value) and "PMW_MIGRATION_WAIT_SECONDS" in str(raised.value)
     assert runs(upgraded) == 0
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"  # the lock is free again
+    assert warehouse(as_of=AS_OF)["status"] == "success"  # the lock is free again
 
 
 def test_a_run_waits_for_a_migration_that_finishes(upgraded: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,7 +59,7 @@ def test_a_run_waits_for_a_migration_that_finishes(upgraded: sa.Engine, monkeypa
     threading.Timer(2, release.set).start()
     try:
         started = time.monotonic()
-        assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+        assert warehouse(as_of=AS_OF)["status"] == "success"
         assert time.monotonic() - started >= 2
     finally:
         release.set()
@@ -70,5 +70,5 @@ def test_a_run_refuses_a_warehouse_at_another_revision(upgraded: sa.Engine) -> N
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
     migrate.downgrade("-1")
     with pytest.raises(MigrationInProgress, match=r"is at revision \w+ but this code needs \w+.*pmw upgrade"):
-        warehouse(RunParameters(as_of=AS_OF))
+        warehouse(as_of=AS_OF)
     assert runs(upgraded) == 0

@@ -17,7 +17,7 @@ from conftest import cloned, dispose_flow_engines, execute, seeded_template, war
 from sqlalchemy.engine import URL
 
 from flows import quality, roles
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -57,7 +57,7 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         _craft(engine)
         with warehouse_at(url):
-            assert warehouse(RunParameters(as_of=NOV_1))["status"] == "success"
+            assert warehouse(as_of=NOV_1)["status"] == "success"
         engine.dispose()
         dispose_flow_engines()
         yield url
@@ -136,7 +136,7 @@ def test_issues_without_a_pm_project_count_under_the_unknown_project_so_month_to
         project_name, title, status, priority, created_at, updated_at) VALUES ('no-pm', 'np-4', 4, NULL,
         'Tracker project with no PM project', 'qa', 'open', 'Minor', '2026-12-01 01:00',
         '2026-12-01 01:00')""")  # fmt: skip
-    december = warehouse(RunParameters(as_of=DEC_2))
+    december = warehouse(as_of=DEC_2)
     snapshot = snapshot_by_project(warehouse_db)
     assert {month for month, _ in snapshot} == {20261101, 20261201}
     assert snapshot[(20261101, -1)]["issues_total"] == unknown["issues_total"] - 1  # np-2 moved from 20 November
@@ -146,7 +146,7 @@ def test_issues_without_a_pm_project_count_under_the_unknown_project_so_month_to
         warehouse_db, "fact.project_monthly", "month_date_key = 20261201")  # fmt: skip
 
     # incremental as before: the same as-of again computes the as-of month only if something moved; nothing did
-    again = warehouse(RunParameters(as_of=DEC_2))
+    again = warehouse(as_of=DEC_2)
     written = rows(warehouse_db, """SELECT run_id, rows_inserted + rows_updated + rows_deleted AS n FROM ctl.run_step
         WHERE step_name = 'warehouse.load_fact_project_monthly' AND run_id IN (:a, :b) ORDER BY run_id""",
         a=december["run_id"], b=again["run_id"])  # fmt: skip
@@ -168,7 +168,7 @@ def test_a_claim_above_the_fee_is_a_warning_that_names_the_service(warehouse_db:
 
     # the claim comes back within the fee: the service is no longer listed
     execute(warehouse_db, 'UPDATE dbo."ProjectServices" SET claimed_to_date = 900 WHERE service_id = :s', s=SERVICE)
-    later = warehouse(RunParameters(as_of=NOV_1 + timedelta(hours=1)))
+    later = warehouse(as_of=NOV_1 + timedelta(hours=1))
     assert f"{SERVICE}, VAR" not in (results(warehouse_db, later["run_id"])["service_claimed_above_fee"]["sample_keys"]
                                      or "")  # fmt: skip
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from flows import demo_source
 from flows.database import is_transient, lost_lock_conflict
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -72,7 +72,7 @@ def test_a_transient_failure_in_a_task_is_retried_and_the_run_succeeds(upgraded:
             CREATE TRIGGER fail_once AFTER INSERT ON stg.clients
                 FOR EACH STATEMENT EXECUTE FUNCTION public.fail_once();
         """)
-    result = warehouse(RunParameters(as_of=AS_OF))
+    result = warehouse(as_of=AS_OF)
     assert result["status"] == "success"
     with upgraded.connect() as conn:
         assert conn.exec_driver_sql("SELECT last_value FROM public.attempts").scalar() == 2  # failed, then passed
@@ -98,7 +98,7 @@ def test_a_permanent_failure_is_not_retried(upgraded: sa.Engine) -> None:
                 FOR EACH STATEMENT EXECUTE FUNCTION public.always_fail();
         """)
     with pytest.raises(Exception, match="injected permanent failure"):
-        warehouse(RunParameters(as_of=AS_OF))
+        warehouse(as_of=AS_OF)
     with upgraded.connect() as conn:
         run = conn.exec_driver_sql("SELECT status, error_text FROM ctl.run").one()
         attempts = conn.exec_driver_sql("SELECT last_value FROM public.attempts").scalar()

@@ -25,7 +25,7 @@ from dimension_checks import everything, scd2_violations, warehouse_contents
 from sqlalchemy.engine import URL
 
 from flows import demo_source, pipeline
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 PLAN = dict(pipeline.step_plan())
@@ -84,7 +84,7 @@ def uninterrupted(server_admin_url: URL, template: URL) -> Iterator[dict[str, li
     url = clone_database(server_admin_url, template)
     try:
         with warehouse_at(url):
-            assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+            assert warehouse(as_of=AS_OF)["status"] == "success"
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         contents = everything(engine)
         engine.dispose()
@@ -108,7 +108,7 @@ def test_a_step_that_fails_then_a_retry_gives_the_uninterrupted_warehouse(
     table = PLAN[step]
     add_fault(clone, step, table)
     with pytest.raises(Exception, match="injected fault"):
-        warehouse(RunParameters(as_of=AS_OF))
+        warehouse(as_of=AS_OF)
     with clone.connect() as conn:
         failed = conn.execute(sa.text("SELECT status, error_text FROM ctl.run")).one()
         step_status = conn.execute(
@@ -123,7 +123,7 @@ def test_a_step_that_fails_then_a_retry_gives_the_uninterrupted_warehouse(
         assert all(not rows for t, rows in warehouse_contents(clone).items() if t.startswith(("fact.", "brg.")))
     remove_fault(clone, table)
 
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     assert scd2_violations(clone) == {}
     contents = everything(clone)
     assert set(contents) == set(uninterrupted)
@@ -137,22 +137,22 @@ MONTH_END = datetime(2026, 10, 29, 20, tzinfo=UTC)  # 07:00 on 30 October in Syd
 def _days(engine: sa.Engine, fail_on_second: bool) -> None:
     """30 October, 31 October (the month's last local day), 1 November: a run each day."""
     demo_source.seed(engine, scale=1, seed_value=7, anchor=MONTH_END.replace(tzinfo=None), replace=True)
-    assert warehouse(RunParameters())["status"] == "success"  # as of the demo's clock
+    assert warehouse()["status"] == "success"  # as of the demo's clock
     demo_source.advance(engine, days=1)
     if fail_on_second:
         step = "warehouse.load_fact_project_monthly"
         published = {t: rows for t, rows in warehouse_contents(engine).items() if t.startswith(("fact.", "brg."))}
         add_fault(engine, step, PLAN[step])
         with pytest.raises(Exception, match="injected fault"):
-            warehouse(RunParameters())
+            warehouse()
         remove_fault(engine, PLAN[step])
         # the failed run published nothing: readers still see 30 October's facts, whole
         after = {t: rows for t, rows in warehouse_contents(engine).items() if t.startswith(("fact.", "brg."))}
         assert after == published
     else:
-        assert warehouse(RunParameters())["status"] == "success"
+        assert warehouse()["status"] == "success"
     demo_source.advance(engine, days=1)
-    assert warehouse(RunParameters())["status"] == "success"
+    assert warehouse()["status"] == "success"
 
 
 def test_a_failure_on_the_months_last_day_retried_the_next_day_gives_the_uninterrupted_warehouse(
@@ -205,7 +205,7 @@ def test_a_lock_timeout_inside_a_fact_procedure_redoes_the_whole_fact_phase(
     releaser = threading.Thread(target=release_after_the_first_attempt)
     releaser.start()
     try:
-        result = warehouse(RunParameters(as_of=AS_OF))
+        result = warehouse(as_of=AS_OF)
     finally:
         releaser.join(timeout=320)
         blocker.close()

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flows import artifacts, demo_source, runs
 from flows.settings import Settings
 from flows.table_counts import RUN_LOG_TABLES
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 COUNTED_SCHEMAS = ("stg", "dim", "fact", "brg", "ctl")
@@ -90,7 +90,7 @@ def recorded(engine: sa.Engine, run_id: int) -> dict[tuple[str, str], tuple[int,
 def run_and_compare(engine: sa.Engine, as_of: datetime, label: str) -> int:
     with engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE pmw_test.write")
-    result = warehouse(RunParameters(as_of=as_of))
+    result = warehouse(as_of=as_of)
     assert result["status"] == "success", label
     run_id = int(result["run_id"])
     seen, logged = seen_by_the_tables(engine), recorded(engine, run_id)
@@ -169,10 +169,10 @@ def test_procedures_take_what_changed_from_the_run_log_not_from_step_names(upgra
             body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
             assert "ctl." not in body, f"{dialect} {procedure} reads ctl"
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-    assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+    assert warehouse(as_of=AS_OF)["status"] == "success"
     with upgraded.begin() as conn:
         conn.execute(sa.text("UPDATE ctl.run_step SET step_name = step_name || ' (renamed)'"))
-    again = warehouse(RunParameters(as_of=AS_OF))
+    again = warehouse(as_of=AS_OF)
     computed = {
         r.step_name: r.rows_read
         for r in rows(upgraded, "SELECT step_name, rows_read FROM ctl.run_step WHERE run_id = :r", r=again["run_id"])

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 
 from flows import demo_source, migrate
 from flows.run_log import STALE_RUN_MESSAGE
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -33,7 +33,7 @@ def reference(server_admin_url: URL, monkeypatch: pytest.MonkeyPatch) -> Iterato
         migrate.upgrade("head")
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         demo_source.seed(engine, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-        assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+        assert warehouse(as_of=AS_OF)["status"] == "success"
         contents = dimension_contents(engine)
         engine.dispose()
     try:
@@ -78,7 +78,7 @@ def test_a_killed_run_is_marked_failed_and_the_next_run_converges(
         assert conn.execute(sa.text("SELECT status FROM ctl.run")).scalars().all() == ["running"]
         assert conn.execute(sa.text("SELECT count(*) FROM ctl.watermark")).scalar() == 0  # nothing moved
 
-    result = warehouse(RunParameters(as_of=AS_OF))
+    result = warehouse(as_of=AS_OF)
     assert result["status"] == "success"
     with upgraded.connect() as conn:
         killed = conn.execute(sa.text("SELECT status, error_text FROM ctl.run ORDER BY run_id LIMIT 1")).one()
@@ -100,7 +100,7 @@ def test_a_source_in_another_database_is_streamed_and_gives_the_same_dimensions(
         demo_source.seed(source, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
         source.dispose()
         monkeypatch.setenv("PMW_SOURCE_URL", source_url.render_as_string(hide_password=False))
-        assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+        assert warehouse(as_of=AS_OF)["status"] == "success"
         with upgraded.connect() as conn:
             assert conn.execute(sa.text("SELECT to_regclass('dbo.projects')")).scalar() is None  # really apart
             read = conn.execute(sa.text("SELECT sum(rows_read) FROM ctl.run_source")).scalar()

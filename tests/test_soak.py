@@ -9,21 +9,21 @@ from soak import START, soak
 from warehouse_invariants import violations
 
 from flows import demo_source
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 def test_every_invariant_holds_after_every_run_of_a_short_soak(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=START.replace(tzinfo=None))
-    assert warehouse(RunParameters(as_of=START))["status"] == "success"
+    assert warehouse(as_of=START)["status"] == "success"
     assert violations(upgraded, START) == {}
     soak(upgraded, days=4, report=lambda line: None)
 
 
 def test_the_invariants_see_a_lost_grain_an_orphan_and_a_source_mismatch(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=START.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=START))
+    warehouse(as_of=START)
     with upgraded.begin() as conn:  # this test's own database: broken for good
         conn.exec_driver_sql("ALTER TABLE fact.review DROP CONSTRAINT pk_review")
         conn.exec_driver_sql("INSERT INTO fact.review SELECT * FROM fact.review WHERE review_id = 1")

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from flows import dialects, local_times, source_schema
 from flows.source_schema import FAMILIES, SourceSchemaDrift, compatible, family
 from flows.sources import SOURCES, SOURCES_BY_NAME
-from flows.warehouse_flow import RunParameters, warehouse
+from flows.warehouse_flow import warehouse
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 NEXT_DAY = AS_OF + timedelta(days=1)
@@ -55,7 +55,7 @@ def loaded(server_admin_url: URL) -> Iterator[URL]:
             )  # fmt: skip
         engine.dispose()
         with warehouse_at(url):
-            assert warehouse(RunParameters(as_of=AS_OF))["status"] == "success"
+            assert warehouse(as_of=AS_OF)["status"] == "success"
         dispose_flow_engines()
         yield url
 
@@ -140,7 +140,7 @@ def test_the_warning_check_lists_the_times_the_rule_resolved(engine: sa.Engine) 
 
 def test_resolved_rows_are_not_versioned_again_by_later_runs(clone: sa.Engine) -> None:
     before = stored(clone)
-    assert warehouse(RunParameters(as_of=NEXT_DAY))["status"] == "success"  # re-reads its look-back window
+    assert warehouse(as_of=NEXT_DAY)["status"] == "success"  # re-reads its look-back window
     assert stored(clone) == before
     assert rows(clone, "SELECT count(*) FROM dim.issue WHERE source_project_id = :p", p=str(PROJECT)) == [(4,)]
     # the watermark stays in the tracker's own local time (the newest cursor staged, before any conversion)
@@ -205,14 +205,14 @@ def test_a_money_column_turned_into_text_stops_the_pull_before_anything_is_writt
                 r"'services' reads: agreed_fee: expected numeric \(numeric, as stg\.services has it\), found text "
                 r"\(character varying\)\.")  # fmt: skip
     with pytest.raises(SourceSchemaDrift, match=expected) as raised:
-        warehouse(RunParameters(as_of=NEXT_DAY))
+        warehouse(as_of=NEXT_DAY)
     assert "nothing was staged or loaded" in str(raised.value)
     # every value numeric again: still text, still stopped (not a cast error on some later row)
     with clone.begin() as conn:
         conn.execute(sa.text("UPDATE dbo.\"ProjectServices\" SET agreed_fee = '1000.00' WHERE service_id = :s"),
                      {"s": service})  # fmt: skip
     with pytest.raises(SourceSchemaDrift, match=expected):
-        warehouse(RunParameters(as_of=NEXT_DAY))
+        warehouse(as_of=NEXT_DAY)
     # the previous run's staged rows are still there: the pull stopped before emptying staging
     assert staged_services(clone) == staged
     assert rows(clone, "SELECT count(*) FROM dim.service") == versions
@@ -230,7 +230,7 @@ def test_revizto_times_that_gained_an_offset_stop_the_pull(clone: sa.Engine) -> 
         conn.exec_driver_sql(f'CREATE VIEW dbo."vw_ProjectManagement_AllIssues" AS {zoned}')
     before = rows(clone, "SELECT count(*), max(valid_from) FROM dim.issue")
     with pytest.raises(SourceSchemaDrift) as raised:
-        warehouse(RunParameters(as_of=NEXT_DAY))
+        warehouse(as_of=NEXT_DAY)
     said = str(raised.value)
     assert "the source object dbo.vw_ProjectManagement_AllIssues changed the type of 4 column(s)" in said
     assert ("created_at: expected timestamp without zone (timestamp without time zone, as stg.issues has it), "

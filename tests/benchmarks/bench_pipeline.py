@@ -43,9 +43,9 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def run(as_of: datetime) -> int:
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
-    result = warehouse(RunParameters(as_of=as_of))
+    result = warehouse(as_of=as_of)
     assert result["status"] == "success", result
     return int(result["run_id"])
 

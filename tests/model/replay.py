@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -70,12 +71,12 @@ def _remove_fault(conn: sa.Connection, step: str) -> None:
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS model_fault_at_end ON ctl.run_step")
 
 
-def _run_once(engine: sa.Engine, parameters: object) -> tuple[int, bool, str]:
+def _run_once(engine: sa.Engine, parameters: dict[str, Any]) -> tuple[int, bool, str]:
     """Run the flow; (run id, whether its facts were published, its status or error)."""
     from flows.warehouse_flow import warehouse
 
     try:
-        outcome = str(warehouse(parameters)["status"])
+        outcome = str(warehouse(**parameters)["status"])
     except Exception as exc:  # a failed run, or a failed quality gate (whose facts are published)
         outcome = f"failed: {exc}"
     with engine.connect() as conn:
@@ -93,8 +94,6 @@ def replay(
 ) -> Failure | None:
     """Build the source, then apply each change at its commit and do each run at its instant, comparing the
     warehouse with the model after each; the first difference (or a run that did not publish) is returned."""
-    from flows.warehouse_flow import RunParameters
-
     with engine.begin() as conn:
         create_source(conn, scenario.start)
     history = History()
@@ -110,7 +109,7 @@ def replay(
         backfill_from = None
         if plan.backfill_days:
             backfill_from = local_date(as_of, history.settings.business_timezone) - timedelta(days=plan.backfill_days)
-        parameters = RunParameters(as_of=as_of, full_refresh=plan.full_refresh, backfill_from=backfill_from)
+        parameters = {"as_of": as_of, "full_refresh": plan.full_refresh, "backfill_from": backfill_from}
         source = snapshot(engine)
         if plan.fault:
             with engine.begin() as conn:
