@@ -7,17 +7,19 @@ Outside a flow run (a plain function call, no Prefect API) there is nowhere to p
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import sqlalchemy as sa
 
-from flows.runs import step_details
+from flows.runs import quality_results, quarantine_summary, step_details
 
 log = logging.getLogger(__name__)
 ARTIFACT_KEY = "warehouse-run"
 
 
 def run_report(engine: sa.Engine, run_id: int) -> str:
-    """Markdown: the run's outcome, a table of steps and row counts, and a table of quality results."""
+    """Markdown: the run's outcome; what needs attention (failed checks, quarantined rows); the steps with
+    their row counts; then the checks that passed."""
     with engine.connect() as conn:
         run = conn.execute(
             sa.text("SELECT status, as_of_at, error_text FROM ctl.run WHERE run_id = :r"), {"r": run_id}
@@ -29,16 +31,23 @@ def run_report(engine: sa.Engine, run_id: int) -> str:
             ),
             {"r": run_id},
         ).all()
-        checks = conn.execute(
-            sa.text(
-                "SELECT check_name, severity, status, failing_count, threshold, sample_keys "
-                "FROM ctl.data_quality_result WHERE run_id = :r ORDER BY status DESC, severity, check_name"
-            ),
-            {"r": run_id},
-        ).all()
+        checks = quality_results(conn, run_id)
+        quarantined = quarantine_summary(conn, run_id)
+    failed = [c for c in checks if c.status != "pass"]
     lines = [f"# Warehouse run {run_id}: {run.status}", "", f"As of {run.as_of_at.isoformat()}."]
     if run.error_text:
         lines += ["", f"Error: {run.error_text}"]
+    lines += ["", f"{len(checks) - len(failed)} checks passed, {len(failed)} failed; "
+              f"{sum(q.row_count for q in quarantined):,} source rows quarantined."]  # fmt: skip
+    if failed:
+        lines += ["", "## Failed checks", "", *_check_table(failed)]
+    if quarantined:
+        lines += ["", "## Quarantined rows", "", "Rejected as bad input and kept in `ctl.quarantine` (not loaded).", ""]
+        lines += ["| source | reason | rows | first key |", "| --- | --- | ---: | --- |"]
+        lines += [
+            f"| {q.source_object} | {_cell(q.reason)} | {q.row_count:,} | {_cell(q.first_key or '')} |"
+            for q in quarantined
+        ]
     details = step_details(engine, run_id)
     lines += [
         "",
@@ -53,14 +62,27 @@ def run_report(engine: sa.Engine, run_id: int) -> str:
         f"{s.rows_deleted:,} | {s.duration_ms or 0:,} | {'; '.join(details.get(s.step_name, []))} |"
         for s in steps
     ]
-    lines += ["", "## Quality checks", "", "| check | severity | status | failing | threshold | sample |"]
-    lines += ["| --- | --- | --- | ---: | ---: | --- |"]
-    lines += [
-        f"| {c.check_name} | {c.severity} | {c.status} | {c.failing_count:,} | {c.threshold:,} | "
-        f"{(c.sample_keys or '').replace('|', '/')} |"
-        for c in checks
-    ]
+    passed = [c for c in checks if c.status == "pass"]
+    if passed:
+        lines += ["", "## Checks that passed", "", *_check_table(passed)]
     return "\n".join(lines) + "\n"
+
+
+def _check_table(checks: list[sa.Row[Any]]) -> list[str]:
+    return [
+        "| check | severity | status | failing | threshold | sample |",
+        "| --- | --- | --- | ---: | ---: | --- |",
+        *(
+            f"| {c.check_name} | {c.severity} | {c.status} | {c.failing_count:,} | {c.threshold:,} | "
+            f"{_cell(c.sample_keys or '')} |"
+            for c in checks
+        ),
+    ]
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a | would end the cell."""
+    return text.replace("|", "/")
 
 
 def publish_run(engine: sa.Engine, run_id: int) -> None:

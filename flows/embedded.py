@@ -245,10 +245,10 @@ def status(home: Path) -> ServerStatus:
 
 
 @contextmanager
-def _home_lock(home: Path) -> Iterator[None]:
-    """Serialise start and stop between pmw processes sharing one data directory."""
+def home_lock(home: Path, name: str = "server.lock") -> Iterator[None]:
+    """Serialise start and stop of a server of ``home`` between pmw processes sharing the data directory."""
     home.mkdir(parents=True, exist_ok=True)
-    with open(home / "server.lock", "a+") as handle:
+    with open(home / name, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -319,7 +319,7 @@ def ensure_running(home: Path) -> ServerStatus:
     current = status(home)
     if current.running:
         return current
-    with _home_lock(home):
+    with home_lock(home):
         current = status(home)
         if current.running:
             return current
@@ -359,7 +359,7 @@ def stop(home: Path) -> bool:
         EmbeddedServerError: ``postmaster.pid`` names a process this user may not inspect, or
             ``pg_ctl stop`` failed.
     """
-    with _home_lock(home):
+    with home_lock(home):
         pgdata = data_dir(home)
         if not (pgdata / "PG_VERSION").exists():
             return False

@@ -24,6 +24,10 @@ class EmbeddedServerError(WarehouseError):
     """The embedded PostgreSQL server could not be started, found or stopped."""
 
 
+class PrefectServerError(WarehouseError):
+    """The local Prefect server could not be started or stopped."""
+
+
 class SourceError(WarehouseError):
     """The operational (source) database is missing, unreachable or not as expected."""
 

@@ -1,7 +1,10 @@
 """Schema migrations: the Alembic calls behind `pmw upgrade` and `pmw downgrade`.
 
-The repository's ``alembic.ini`` and ``migrations/`` are the single source of DDL; this module only
-points Alembic at them, so `alembic upgrade head` and `pmw upgrade` do exactly the same thing.
+The ``migrations`` package (the repository's ``migrations/``, shipped in the wheel as a package of its
+own with its revisions and frozen procedure texts) is the single source of DDL. ``alembic.ini`` serves
+the `alembic` command in a checkout; pmw, which may run from an installed wheel with no checkout, finds
+the package through ``importlib.resources`` and sets the same options (``ALEMBIC_OPTIONS``; a test holds
+them equal to the ini's), so `alembic upgrade head` and `pmw upgrade` do exactly the same thing.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
@@ -22,18 +26,17 @@ from alembic.util import CommandError
 from flows.database import SUPPORTED_DIALECTS
 from flows.errors import MigrationError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+MIGRATIONS_DIR = Path(str(resources.files("migrations")))  # the checkout's folder, or the installed package's
+# alembic.ini's [alembic] options that running migrations depends on (its file_template and slug length
+# only name new revision files, which `alembic revision` in a checkout writes)
+ALEMBIC_OPTIONS = {"script_location": str(MIGRATIONS_DIR), "path_separator": "os", "output_encoding": "utf-8"}
 
 
 def alembic_config(output: TextIO | None = None, dialect: str | None = None) -> Config:
-    """Alembic configuration of this repository; ``dialect`` selects the offline script's dialect."""
-    if not ALEMBIC_INI.exists():
-        raise MigrationError(
-            f"{ALEMBIC_INI} is missing: run pmw from a checkout of the pm-warehouse repository "
-            "(installed with `pip install -e .`)"
-        )
-    config = Config(str(ALEMBIC_INI), stdout=output or sys.stdout, output_buffer=output or sys.stdout)
+    """Alembic configuration of the migrations package; ``dialect`` selects the offline script's dialect."""
+    config = Config(stdout=output or sys.stdout, output_buffer=output or sys.stdout)
+    for option, value in ALEMBIC_OPTIONS.items():
+        config.set_main_option(option, value.replace("%", "%%"))
     if dialect is not None:
         if dialect not in SUPPORTED_DIALECTS:
             raise MigrationError(f"--dialect {dialect!r} is not supported; use one of: {', '.join(SUPPORTED_DIALECTS)}")
@@ -42,12 +45,21 @@ def alembic_config(output: TextIO | None = None, dialect: str | None = None) -> 
 
 
 def upgrade(
-    revision: str = "head", *, sql: bool = False, dialect: str | None = None, output: TextIO | None = None
+    revision: str = "head",
+    *,
+    sql: bool = False,
+    dialect: str | None = None,
+    output: TextIO | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Upgrade the configured warehouse to ``revision``, or print the script (``sql=True``)."""
+    """Upgrade the configured warehouse to ``revision``, or print the script (``sql=True``).
+
+    ``quiet`` keeps Alembic's "Running upgrade" lines out of a command that reports the step itself.
+    """
     if dialect is not None and not sql:
         raise MigrationError("--dialect only applies with --sql: online upgrades use the configured warehouse")
-    command.upgrade(alembic_config(output, dialect), revision, sql=sql)
+    with _quiet("alembic") if quiet else nullcontext():
+        command.upgrade(alembic_config(output, dialect), revision, sql=sql)
 
 
 def downgrade(revision: str, *, sql: bool = False, dialect: str | None = None, output: TextIO | None = None) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from flows import database, migrate
+from flows import database, migrate, prefect_server
 from flows.settings import Settings
+from flows.settings import load as load_settings
 from flows.sources import SOURCES
 
 
@@ -20,14 +23,15 @@ def run_pipeline(
     force_deletes: bool = False,
     backfill_from: date | None = None,
     allow_earlier_as_of: bool = False,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Run the warehouse flow once in this process (Prefect runs it locally without a server)."""
+    """Run the warehouse flow once in this process, against PREFECT_API_URL or the local Prefect server."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
-    return warehouse(
-        RunParameters(
+    with prefect_api(settings or load_settings()):
+        return warehouse(
             as_of=as_of,
             full_refresh=full_refresh,
             sources=sources,
@@ -35,7 +39,26 @@ def run_pipeline(
             backfill_from=backfill_from,
             allow_earlier_as_of=allow_earlier_as_of,
         )
-    )
+
+
+@contextmanager
+def prefect_api(settings: Settings) -> Iterator[str]:
+    """Point Prefect at PREFECT_API_URL when it is set (the user's server or Cloud wins), else at the local
+    Prefect server of PMW_HOME, started if it is not running; yields the API URL."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield str(configured)
+        return
+    server = prefect_server.ensure_running(settings.home_path)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server.api_url
+
+
+def require_current_warehouse(settings: Settings) -> None:
+    """Raise MigrationError unless the warehouse is at the code's head revision (`pmw run` asks before it starts)."""
+    _engine(settings)
 
 
 def _engine(settings: Settings) -> sa.Engine:
@@ -141,6 +164,27 @@ def print_status(settings: Settings, limit: int = 5) -> None:
         print(f"  {mark.source_object:<20} {mark.source_partition or '-':<10} {mark.cursor_value}  (run {mark.run_id})")
 
 
+QUALITY_RESULTS_SQL = (
+    "SELECT check_name, severity, status, failing_count, threshold, sample_keys, message, checked_at "
+    "FROM ctl.data_quality_result WHERE run_id = :r "
+    "ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, severity, check_name"
+)
+QUARANTINE_SUMMARY_SQL = (
+    "SELECT source_object, reason, count(*) AS row_count, min(business_key) AS first_key FROM ctl.quarantine "
+    "WHERE run_id = :r GROUP BY source_object, reason ORDER BY source_object, reason"
+)
+
+
+def quality_results(conn: sa.Connection, run_id: int | None) -> list[sa.Row[Any]]:
+    """The run's quality results, failures first (what `pmw dq` and the run's artifact show)."""
+    return list(conn.execute(sa.text(QUALITY_RESULTS_SQL), {"r": run_id}))
+
+
+def quarantine_summary(conn: sa.Connection, run_id: int) -> list[sa.Row[Any]]:
+    """The rows the run quarantined, per source and reason, with the first key of each."""
+    return list(conn.execute(sa.text(QUARANTINE_SUMMARY_SQL), {"r": run_id}))
+
+
 SAMPLE_WIDTH = 90  # characters of sample keys per line (all of them are in ctl.data_quality_result)
 
 
@@ -149,26 +193,19 @@ def print_quality(settings: Settings, run_id: int | None = None) -> bool:
     with _engine(settings).connect() as conn:
         if run_id is None:
             run_id = conn.execute(sa.text("SELECT max(run_id) FROM ctl.data_quality_result")).scalar()
-        results = list(
-            conn.execute(
-                sa.text(
-                    "SELECT check_name, severity, status, failing_count, threshold, sample_keys, message, checked_at "
-                    "FROM ctl.data_quality_result WHERE run_id = :r "
-                    "ORDER BY CASE status WHEN 'pass' THEN 1 ELSE 0 END, severity, check_name"
-                ),
-                {"r": run_id},
-            )
-        )
+        results = quality_results(conn, run_id)
     if not results:
         print("no quality results yet: they are recorded by every `pmw run`" if run_id is None else
               f"run {run_id} has no quality results (it stopped before its checks, or does not exist)")  # fmt: skip
         return False
     print(f"quality checks of run {run_id} (checked {results[0].checked_at.isoformat()}):")
-    print(f"{'check':<28} {'severity':<8} {'status':<6} {'failing':>8} {'allowed':>8}  sample")
+    width = max(len(r.check_name) for r in results)
+    print(f"{'check':<{width}} {'severity':<8} {'status':<6} {'failing':>8} {'allowed':>8}  sample")
     for r in results:
         detail = r.sample_keys or r.message or ""
         detail = detail if len(detail) <= SAMPLE_WIDTH else detail[: SAMPLE_WIDTH - 3] + "..."
-        print(f"{r.check_name:<28} {r.severity:<8} {r.status:<6} {r.failing_count:>8,} {r.threshold:>8,}  {detail}")
+        print(f"{r.check_name:<{width}} {r.severity:<8} {r.status:<6} {r.failing_count:>8,} {r.threshold:>8,}  "
+              f"{detail}")  # fmt: skip
     failed = [r for r in results if r.status != "pass"]
     blocking = [r.check_name for r in failed if r.severity == "error"]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed"

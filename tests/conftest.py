@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from flows import database, embedded
+from flows import database, embedded, prefect_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,13 +56,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's .env or environment, or writes into the checkout's .pmw."""
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's .env or environment, or writes into the checkout's .pmw; a local
+    Prefect server a test's `pmw` started in one of its data directories is stopped after it."""
     for name in list(os.environ):
         if (name.startswith("PMW_") and name != "PMW_TEST_DATABASE_URL") or name == "WAREHOUSE_DB":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PMW_HOME", str(tmp_path / "pmw-home"))
     monkeypatch.chdir(tmp_path)
+    yield
+    for state in tmp_path.glob(f"*/{prefect_server.STATE_DIR}/server.json"):
+        prefect_server.stop(state.parent.parent)
 
 
 @pytest.fixture(scope="session")
@@ -183,11 +187,11 @@ def seeded_template(admin_url: URL, prefix: str, anchor: datetime) -> Iterator[U
 @contextmanager
 def loaded_template(admin_url: URL, prefix: str, as_of: datetime) -> Iterator[URL]:
     """A seeded template (``seeded_template``) after one successful run of the flow at ``as_of``, to clone."""
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
     with seeded_template(admin_url, prefix, as_of) as url:
         with warehouse_at(url):
-            assert warehouse(RunParameters(as_of=as_of))["status"] == "success"
+            assert warehouse(as_of=as_of)["status"] == "success"
         dispose_flow_engines()
         yield url
 
@@ -283,6 +287,14 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=90), without_flow_heartbeats():
         yield
+
+
+def pmw(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `pmw` console script as a user would, in ``cwd``, with the test's environment."""
+    executable = shutil.which("pmw", path=str(Path(sys.executable).parent)) or "pmw"
+    return subprocess.run(
+        [executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def start_run_process(

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from conftest import create_database, drop_database
 from sqlalchemy.engine import URL
 
-from flows import demo_source
-from flows.warehouse_flow import RunParameters, warehouse
+from flows import artifacts, demo_source
+from flows.warehouse_flow import warehouse
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_2 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -44,14 +44,14 @@ def watermarks(engine: sa.Engine) -> list[tuple[Any, ...]]:
 
 def test_an_emptied_source_table_trips_the_circuit_breaker_until_forced(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     before, marks = review_state(upgraded), watermarks(upgraded)
     assert before[0] > 100
 
     with upgraded.begin() as conn:  # an application bug empties the reviews table
         conn.execute(sa.text('DELETE FROM dbo."ServiceReviews"'))
     with pytest.raises(Exception, match=r"circuit breaker: dim\.review would close \d+ of its \d+ live rows") as raised:
-        warehouse(RunParameters(as_of=NOV_2))
+        warehouse(as_of=NOV_2)
     assert "--force-deletes" in str(raised.value) and "PMW_MAX_DELETE_SHARE" in str(raised.value)
     assert review_state(upgraded) == before  # nothing closed, nothing half-written
     assert watermarks(upgraded) == marks
@@ -61,19 +61,19 @@ def test_an_emptied_source_table_trips_the_circuit_breaker_until_forced(upgraded
     assert one(upgraded, "SELECT count(*) FROM dim.review WHERE run_id = :r", r=failed_run) == 0
 
     # the operator checked: the reviews really are gone
-    assert warehouse(RunParameters(as_of=NOV_2, force_deletes=True))["status"] == "success"
+    assert warehouse(as_of=NOV_2, force_deletes=True)["status"] == "success"
     live, deleted, _ = review_state(upgraded)
     assert (live, deleted) == (0, before[0])
 
 
 def test_a_few_deletions_pass_the_circuit_breaker(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     live = review_state(upgraded)[0]
     with upgraded.begin() as conn:
         conn.execute(sa.text('DELETE FROM dbo."ServiceReviews" WHERE review_id IN '
                              '(SELECT review_id FROM dbo."ServiceReviews" ORDER BY review_id LIMIT 3)'))  # fmt: skip
-    assert warehouse(RunParameters(as_of=NOV_2))["status"] == "success"
+    assert warehouse(as_of=NOV_2)["status"] == "success"
     assert review_state(upgraded)[:2] == (live - 3, 3)
 
 
@@ -119,7 +119,7 @@ def test_rows_that_cannot_be_loaded_are_quarantined_and_the_run_goes_on(
                              "FROM dbo.project_types ORDER BY type_id LIMIT 1"))  # fmt: skip
         conn.execute(sa.text("INSERT INTO dbo.project_types (type_id, type_name) VALUES (NULL, 'No key')"))
         first_type = conn.execute(sa.text("SELECT min(type_id) FROM dbo.project_types")).scalar_one()
-    result = warehouse(RunParameters(as_of=NOV_1))
+    result = warehouse(as_of=NOV_1)
     assert result["status"] == "success"
     assert quarantined(upgraded) == {
         ("issues", "ACC|bad-proj|year-one"): "created_at outside 1900-2199",
@@ -136,6 +136,13 @@ def test_rows_that_cannot_be_loaded_are_quarantined_and_the_run_goes_on(
                                 ).scalar_one()  # fmt: skip
         row = conn.execute(sa.text("SELECT row_data FROM ctl.quarantine WHERE business_key = 'ACC|bad-proj|year-one'"))
         assert json.loads(row.scalar_one())["title"] == "bad input"  # the whole row, as staged
+    report = artifacts.run_report(upgraded, result["run_id"])  # the run's artifact says so before its steps
+    assert " failed; 6 source rows quarantined." in report  # both rows of the repeated key
+    assert report.index("## Quarantined rows") < report.index("## Steps")
+    assert "| issues | created_at in the future | 1 | ACC/bad-proj/from-the-future |" in report
+    assert "| project_types | business key is NULL | 1 | NULL |" in report
+    assert f"| project_types | business key repeated in one extract | 2 | {first_type} |" in report
+    with upgraded.connect() as conn:
         # the repeated key is left out whole (which row is the truth is unknown): its projects point at an
         # inferred member until the source is fixed
         assert conn.execute(sa.text("SELECT is_inferred FROM dim.project_type WHERE type_id = :t"),
@@ -152,7 +159,7 @@ def test_too_many_rejected_rows_stop_the_run_before_anything_loads(
     with pytest.raises(
         Exception, match=r"1 of the \d+ rows read from dbo\.vw_ProjectManagement_AllIssues were rejected"
     ):
-        warehouse(RunParameters(as_of=NOV_1))
+        warehouse(as_of=NOV_1)
     assert len(quarantined(upgraded)) == 1  # recorded for inspection
     assert watermarks(upgraded) == []
     assert one(upgraded, "SELECT count(*) FROM dim.issue WHERE issue_sk <> -1") == 0
@@ -160,12 +167,12 @@ def test_too_many_rejected_rows_stop_the_run_before_anything_loads(
 
 def test_a_renamed_source_column_stops_the_pull_naming_object_and_column(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     marks, clients = watermarks(upgraded), one(upgraded, "SELECT count(*) FROM dim.client")
     with upgraded.begin() as conn:
         conn.execute(sa.text("ALTER TABLE dbo.clients RENAME COLUMN city TO town"))
     with pytest.raises(Exception, match=r"the source object dbo\.clients has no column city \(removed or renamed\?\)"):
-        warehouse(RunParameters(as_of=NOV_2))
+        warehouse(as_of=NOV_2)
     assert watermarks(upgraded) == marks
     assert one(upgraded, "SELECT count(*) FROM dim.client") == clients
 
@@ -176,20 +183,20 @@ def test_unusual_unicode_loads_unchanged(upgraded: sa.Engine) -> None:
     with upgraded.begin() as conn:
         conn.execute(sa.text("UPDATE dbo.clients SET client_name = :n WHERE client_id = "
                              "(SELECT min(client_id) FROM dbo.clients)"), {"n": name})  # fmt: skip
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     assert one(upgraded, "SELECT client_name FROM dim.client WHERE client_id = "
                "(SELECT min(client_id) FROM dbo.clients) AND is_current") == name  # fmt: skip
 
 
 def test_a_quarantined_row_of_a_full_compare_table_keeps_its_current_version(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     review = one(upgraded, 'SELECT min(review_id) FROM dbo."ServiceReviews"')
     before = one(upgraded, "SELECT review_sk FROM dim.review WHERE review_id = :r AND is_current", r=review)
     with upgraded.begin() as conn:  # issued in 2099: impossible, so quarantined; the review is still there
         conn.execute(sa.text("""UPDATE dbo."ServiceReviews" SET status = 'completed',
             actual_issued_at = '2099-01-01 09:00' WHERE review_id = :r"""), {"r": review})  # fmt: skip
-    assert warehouse(RunParameters(as_of=NOV_2))["status"] == "success"
+    assert warehouse(as_of=NOV_2)["status"] == "success"
     assert quarantined(upgraded) == {("reviews", str(review)): "actual_issued_at in the future"}
     # not read as a hard delete: the current version stays, not deleted
     with upgraded.connect() as conn:
@@ -203,7 +210,7 @@ def test_text_longer_than_its_column_is_quarantined_before_the_pull(
 ) -> None:
     monkeypatch.setenv("PMW_QUARANTINE_MAX_SHARE", "0.2")  # one of the 8 clients is bad here
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     client = one(upgraded, "SELECT min(client_id) FROM dbo.clients")
     with upgraded.begin() as conn:  # the source's columns are wider than the warehouse's
         conn.exec_driver_sql("""DO $$ DECLARE definition text := pg_get_viewdef('dbo."vw_ProjectManagement_AllIssues"');
@@ -218,7 +225,7 @@ def test_text_longer_than_its_column_is_quarantined_before_the_pull(
     with upgraded.begin() as conn:
         conn.execute(sa.text("UPDATE dbo.acc_issues SET title = repeat('é', 600), updated_at = '2026-11-01 10:00' "
                              "WHERE acc_issue_id = 'fine'"))  # fmt: skip
-    result = warehouse(RunParameters(as_of=NOV_2))
+    result = warehouse(as_of=NOV_2)
     assert result["status"] == "success"
     found = quarantined(upgraded)
     assert found[("issues", "ACC|bad-proj|fine")] == "title longer than 500 characters (600)"
@@ -240,7 +247,7 @@ def test_a_review_of_an_unknown_service_points_at_an_inferred_service(upgraded: 
         END $$""")
         conn.execute(sa.text("""INSERT INTO dbo."ServiceReviews" (review_id, service_id, cycle_no, planned_date, status)
             VALUES (990901, 990900, 1, '2026-10-20', 'planned')"""))  # fmt: skip
-    assert warehouse(RunParameters(as_of=NOV_1))["status"] == "success"
+    assert warehouse(as_of=NOV_1)["status"] == "success"
     with upgraded.connect() as conn:
         service = conn.execute(sa.text("SELECT service_sk, is_inferred, service_name FROM dim.service "
                                        "WHERE service_id = 990900 AND is_current")).one()  # fmt: skip
@@ -279,7 +286,7 @@ def test_a_number_too_large_for_its_column_is_quarantined_naming_column_and_valu
     upgraded: sa.Engine, seeded_source: sa.Engine
 ) -> None:
     source = seeded_source
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     with source.connect() as conn:
         big, long_name, changed = conn.execute(sa.text(
             'SELECT service_id FROM dbo."ProjectServices" ORDER BY service_id LIMIT 3')).scalars().all()  # fmt: skip
@@ -292,7 +299,7 @@ def test_a_number_too_large_for_its_column_is_quarantined_naming_column_and_valu
                              "WHERE service_id = :s"), {"s": long_name})  # fmt: skip
         conn.execute(sa.text('UPDATE dbo."ProjectServices" SET agreed_fee = 9999999999999999.99 '
                              "WHERE service_id = :s"), {"s": changed})  # the largest that fits  # fmt: skip
-    result = warehouse(RunParameters(as_of=NOV_2))
+    result = warehouse(as_of=NOV_2)
     assert result["status"] == "success"
     assert quarantined(upgraded) == {  # one pull failed, one read found both kinds, one pull without them
         ("services", str(big)): "agreed_fee 100000000000000000000.00 does not fit numeric(18, 2) "
@@ -305,12 +312,12 @@ def test_a_number_too_large_for_its_column_is_quarantined_naming_column_and_valu
                "AND meaning = 'quarantined'", r=result["run_id"]) == 2  # fmt: skip
 
     # the next run: the rows are still bad, quarantined again; once the source fixes one, it loads
-    again = warehouse(RunParameters(as_of=NOV_2.replace(day=3)))
+    again = warehouse(as_of=NOV_2.replace(day=3))
     assert again["status"] == "success"
     assert one(upgraded, "SELECT count(*) FROM ctl.quarantine WHERE run_id = :r", r=again["run_id"]) == 2
     with source.begin() as conn:
         conn.execute(sa.text('UPDATE dbo."ProjectServices" SET agreed_fee = 1234.5 WHERE service_id = :s'), {"s": big})
-    fixed = warehouse(RunParameters(as_of=NOV_2.replace(day=4)))
+    fixed = warehouse(as_of=NOV_2.replace(day=4))
     assert fixed["status"] == "success"
     assert one(upgraded, "SELECT count(*) FROM ctl.quarantine WHERE run_id = :r", r=fixed["run_id"]) == 1
     assert current_service(upgraded, big)[1:] == (Decimal("1234.50"), False)
@@ -318,7 +325,7 @@ def test_a_number_too_large_for_its_column_is_quarantined_naming_column_and_valu
 
 def test_an_integer_out_of_its_columns_range_is_quarantined_and_the_cursor_run_goes_on(upgraded: sa.Engine) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=NOV_1.replace(tzinfo=None))
-    warehouse(RunParameters(as_of=NOV_1))
+    warehouse(as_of=NOV_1)
     with upgraded.connect() as conn:
         bad, good = conn.execute(sa.text('SELECT source_issue_id FROM dbo."ProcessedIssues" WHERE source = \'ACC\' '
                                          "ORDER BY source_issue_id LIMIT 2")).scalars().all()  # fmt: skip
@@ -327,7 +334,7 @@ def test_an_integer_out_of_its_columns_range_is_quarantined_and_the_cursor_run_g
         conn.execute(sa.text('UPDATE dbo."ProcessedIssues" SET comment_count = CASE source_issue_id WHEN :b '
                              "THEN 5000000000 ELSE 7 END, processed_at = '2026-11-01 10:00' WHERE source = 'ACC' "
                              "AND source_issue_id IN (:b, :g)"), {"b": bad, "g": good})  # fmt: skip
-    result = warehouse(RunParameters(as_of=NOV_2))
+    result = warehouse(as_of=NOV_2)
     assert result["status"] == "success"
     assert quarantined(upgraded) == {
         ("processed_issues", f"ACC|{bad}"): "comment_count 5000000000 does not fit integer (-2147483648 to 2147483647)"
@@ -342,7 +349,7 @@ def test_an_integer_out_of_its_columns_range_is_quarantined_and_the_cursor_run_g
         conn.execute(sa.text('UPDATE dbo."ProcessedIssues" SET comment_count = 12, processed_at = '
                              "'2026-11-02 10:00' WHERE source = 'ACC' AND source_issue_id = :b"),
                      {"b": bad})  # fmt: skip
-    fixed = warehouse(RunParameters(as_of=datetime(2026, 11, 3, tzinfo=UTC)))
+    fixed = warehouse(as_of=datetime(2026, 11, 3, tzinfo=UTC))
     assert fixed["status"] == "success"
     assert one(upgraded, "SELECT count(*) FROM ctl.quarantine WHERE run_id = :r", r=fixed["run_id"]) == 0
     assert one(upgraded, "SELECT comment_count FROM dim.issue_analytics WHERE is_current AND source_system = 'ACC' "
@@ -360,7 +367,7 @@ def test_a_value_that_overflows_in_the_source_itself_stops_the_pull_saying_where
         conn.exec_driver_sql(f'CREATE OR REPLACE VIEW dbo."vw_ProjectManagement_AllIssues" AS {overflowing}')
     with pytest.raises(Exception, match=r"pulling 'issues' from dbo\.vw_ProjectManagement_AllIssues, partition ACC, "
                        r"the beginning to 2026-11-01 00:00:00 failed: integer out of range\.") as raised:  # fmt: skip
-        warehouse(RunParameters(as_of=NOV_1))
+        warehouse(as_of=NOV_1)
     assert "fix it there or widen the staging and warehouse column" in str(raised.value)
     assert watermarks(upgraded) == []
     assert one(upgraded, "SELECT count(*) FROM dim.issue WHERE issue_sk <> -1") == 0

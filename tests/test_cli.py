@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import pmw
 from sqlalchemy.engine import URL
 
-from flows import embedded, migrate
-
-
-def pmw(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("pmw", path=str(Path(sys.executable).parent)) or "pmw"
-    return subprocess.run(
-        [executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
+from flows import embedded, migrate, prefect_server
 
 
 @pytest.mark.slow
@@ -35,8 +30,14 @@ def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monke
                      "dbo.vw_ProjectManagement_AllIssues", "current rows", "a BI tool (the marts): postgresql://pmw_reader@",
                      "Projects with the most open issues", "Reviews delivered on time", "Largest fee variances",
                      "Projects needing attention this month",
-                     "quality checks of run"):  # fmt: skip
+                     "quality checks of run", "the Prefect UI:        http://127.0.0.1:"):  # fmt: skip
             assert line in result.stdout
+        assert "Traceback" not in result.stderr and "CancelledError" not in result.stderr  # a clean exit, quiet
+        # the address printed is the local Prefect server's UI, left running for the user to open
+        ui = next(line for line in result.stdout.splitlines() if "the Prefect UI:" in line).split()[3]
+        assert ui == prefect_server.status(home).ui_url
+        with urllib.request.urlopen(ui, timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
         status = embedded.status(home)
         assert status.running
         # the URL offered to BI tools reads the marts and nothing else
@@ -70,7 +71,9 @@ def test_demo_on_a_fresh_machine_starts_seeds_and_upgrades(tmp_path: Path, monke
         engine.dispose()
         again = pmw("demo", cwd=tmp_path)  # a second demo keeps the source and is a no-op upgrade
         assert again.returncode == 0 and "kept as it is" in again.stdout
+        assert "starting the local Prefect server" not in again.stderr  # the first demo's server, reused
     finally:
+        prefect_server.stop(home)
         embedded.stop(home)
 
 
@@ -102,7 +105,7 @@ def test_run_and_status_commands(upgraded: sa.Engine, tmp_path: Path) -> None:
     from flows import demo_source
 
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=datetime(2026, 11, 1))
-    env = {"PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "INFO"}  # as a user sees it
     ran = pmw("run", "--as-of", "2026-11-01T00:00:00Z", cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "warehouse.load_dim_issue" in ran.stdout and "status: success" in ran.stdout
@@ -110,8 +113,26 @@ def test_run_and_status_commands(upgraded: sa.Engine, tmp_path: Path) -> None:
     assert status.returncode == 0
     assert "success" in status.stdout and "issues               Revizto" in status.stdout
     assert "cursor pulls of run 1" in status.stdout and "read, not compared" in status.stdout  # a first, full pull
+    # a line Prefect logs for a task names the task; no Alembic line follows the step table
+    finished = [line for line in ran.stderr.splitlines() if "Finished in state" in line]
+    unnamed = [line for line in finished if not re.search(r"prefect\.(task|flow)_runs: (task|flow) run '", line)]
+    assert finished and not unnamed, unnamed[:3]
+    assert "prefect.task_runs: task run 'pull issues': Finished in state Completed()" in ran.stderr
+    assert "alembic" not in ran.stdout + ran.stderr
     bad = pmw("run", "--source", "no_such_source", cwd=tmp_path, env=env)
-    assert bad.returncode == 2 and "no_such_source" in bad.stderr
+    assert bad.returncode == 2 and "no_such_source" in bad.stderr and "issue_categories" in bad.stderr
+    assert "prefect" not in bad.stderr.lower() and "Traceback" not in bad.stderr  # refused before Prefect starts
+
+
+def test_a_reader_that_closes_the_pipe_ends_pmw_quietly(upgraded: sa.Engine, tmp_path: Path) -> None:
+    """`pmw status | head`: the reader goes away before pmw has written; no traceback, SIGPIPE's exit code."""
+    executable = shutil.which("pmw", path=str(Path(sys.executable).parent)) or "pmw"
+    process = subprocess.Popen([executable, "status"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # every write pmw makes now meets a closed pipe
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, errors
+    assert errors == ""
 
 
 def test_status_on_a_warehouse_behind_the_code_says_to_upgrade(engine: sa.Engine, tmp_path: Path) -> None:
@@ -122,6 +143,9 @@ def test_status_on_a_warehouse_behind_the_code_says_to_upgrade(engine: sa.Engine
         result.stderr
     )
     assert "does not exist" not in result.stderr
+    run = pmw("run", cwd=tmp_path)  # refused before Prefect starts, in the same words
+    assert run.returncode == 2 and "run `pmw upgrade`" in run.stderr
+    assert "prefect" not in run.stderr.lower() and "Traceback" not in run.stderr
 
 
 def test_dq_on_an_empty_database_says_it_is_not_initialised(engine: sa.Engine, tmp_path: Path) -> None:

@@ -257,10 +257,10 @@ def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything
     upgraded: sa.Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from flows import demo_source
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-    first = warehouse(RunParameters(as_of=AS_OF))
+    first = warehouse(as_of=AS_OF)
     clean = _results(upgraded, first["run_id"])
     assert len(clean) == len(quality.load_checks())
     assert {name: r.status for name, r in clean.items() if r.severity == "error" and r.status != "pass"} == {}
@@ -273,7 +273,7 @@ def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything
         WHERE acc_issue_id IN (SELECT acc_issue_id FROM dbo.acc_issues ORDER BY acc_issue_id LIMIT 3)""",
     )
     with pytest.raises(QualityGateFailed, match="status_map_coverage"):
-        warehouse(RunParameters(as_of=AS_OF + timedelta(hours=1)))
+        warehouse(as_of=AS_OF + timedelta(hours=1))
     with upgraded.connect() as conn:
         run = conn.execute(sa.text("SELECT run_id, status, error_text FROM ctl.run ORDER BY run_id DESC LIMIT 1")).one()
         moved = conn.execute(
@@ -292,6 +292,9 @@ def test_an_unmapped_status_fails_its_check_by_name_and_the_run_after_everything
     report = artifacts.run_report(upgraded, run.run_id)
     assert "| status_map_coverage | error | fail | 3 | 0 | ACC, Frobnicated: 3 rows |" in report
     assert f"# Warehouse run {run.run_id}: failed" in report
+    # what needs attention comes first: the failures, then the steps, then the passes
+    assert report.index("## Failed checks") < report.index("## Steps") < report.index("## Checks that passed")
+    assert report.index("status_map_coverage") < report.index("| scd2_issue |")
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -418,10 +421,10 @@ BREAKS = {
 @pytest.mark.usefixtures("prefect_harness")
 def test_every_built_in_check_passes_on_clean_data_and_fails_on_data_crafted_to_break_it(upgraded: sa.Engine) -> None:
     from flows import demo_source
-    from flows.warehouse_flow import RunParameters, warehouse
+    from flows.warehouse_flow import warehouse
 
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=AS_OF.replace(tzinfo=None))
-    run_id = warehouse(RunParameters(as_of=AS_OF))["run_id"]
+    run_id = warehouse(as_of=AS_OF)["run_id"]
     checks = quality.load_checks()
     binds = quality.bind_values(AS_OF, run_id, "Australia/Sydney")
     assert {c.name for c in checks} == set(BREAKS), "every built-in check needs a way to break it here"

@@ -113,7 +113,7 @@ def test_a_canary_password_in_every_url_form_appears_nowhere(database_url: URL, 
     """A succeeding and several failing runs with a canary password in each URL form; the canaries are then
     searched for in what pmw printed, every ctl table, and everything Prefect stored (its database: state
     messages, logs, events, artifacts)."""
-    from flows import demo_source, migrate
+    from flows import demo_source, migrate, prefect_server
 
     migrate.upgrade("head")
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
@@ -141,7 +141,10 @@ def test_a_canary_password_in_every_url_form_appears_nowhere(database_url: URL, 
     printed = "\n".join(output)
     assert "***" in printed
     stored = _ctl_text(database_url)
-    prefect_files = [p for p in (tmp_path / "prefect").rglob("*") if p.is_file()]
+    # the client's Prefect home, and the local Prefect server's state: its log, and its database of runs,
+    # task runs, logs and artifacts
+    prefect_dirs = [tmp_path / "prefect", prefect_server.state_dir(tmp_path / "home")]
+    prefect_files = [p for d in prefect_dirs for p in d.rglob("*") if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in prefect_files), prefect_files
     prefect_bytes = b"".join(p.read_bytes() for p in prefect_files)
     assert b"run_procedure" in prefect_bytes or b"pull_source" in prefect_bytes  # the runs' tasks are in there
