@@ -36,6 +36,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ from flows.errors import QualityCheckError
 
 Kind = Literal["not_null", "unique", "relationships", "accepted_values", "row_count", "freshness", "scd2", "custom_sql"]
 Severity = Literal["warn", "error"]
-BUILT_IN_CHECKS = Path(__file__).with_name("checks.toml")
+BUILT_IN_CHECKS = Path(str(resources.files("flows") / "checks.toml"))  # package data, in a wheel too
 SAMPLE_SIZE = 5
 OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)  # valid_to of a current version
 
