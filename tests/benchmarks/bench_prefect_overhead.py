@@ -62,7 +62,7 @@ def _measure(label: str, command: Sequence[str], env: dict[str, str], engine: sa
         works.append(_last_run_database_seconds(engine))
     overheads = [wall - work for wall, work in zip(walls, works, strict=True)]
     return [
-        f"{label:<44} {statistics.median(walls):>8.2f} {statistics.median(works):>9.2f} "
+        f"{label:<52} {statistics.median(walls):>8.2f} {statistics.median(works):>9.2f} "
         f"{statistics.median(overheads):>9.2f} {min(overheads):>6.2f} {max(overheads):>6.2f}"
     ]
 
@@ -88,7 +88,7 @@ def main(runs: int) -> None:
         cold = _timed([*pmw, "prefect", "start"], env)
         engine.dispose()
         print(f"{runs} runs each (medians; overhead = wall time - database work in ctl.run_step), seconds:")
-        print(f"{'':<44} {'wall':>8} {'database':>9} {'overhead':>9} {'min':>6} {'max':>6}")
+        print(f"{'':<52} {'wall':>8} {'database':>9} {'overhead':>9} {'min':>6} {'max':>6}")
         print("\n".join(rows))
         print(f"target: overhead <= {TARGET_OVERHEAD_SECONDS:.1f} s with the local server up")
         print(f"of which importing the flow's modules (Python, Prefect, SQLAlchemy; best of 3): {imports:.2f} s")
