@@ -119,6 +119,8 @@ def status(home: Path) -> PrefectServerStatus:
 def _free_port(preferred: list[int]) -> int:
     for port in [*preferred, 0]:
         with socket.socket() as probe:
+            # as the server binds (uvicorn sets SO_REUSEADDR): a port its last server left in TIME_WAIT is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -194,8 +196,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 def stop(home: Path) -> bool:
     """Stop the local Prefect server of ``home`` (and what it started). Returns False when none ran."""
     with home_lock(home, "prefect-server.lock"):
-        process = _server_process(_recorded(home).get("pid"))
-        _state_file(home).unlink(missing_ok=True)
+        recorded = _recorded(home)
+        process = _server_process(recorded.get("pid"))
+        if isinstance(recorded.get("port"), int):  # the next start takes the same port: the UI's address stays
+            _state_file(home).write_text(json.dumps({"port": recorded["port"]}))
         if process is None:
             return False
         group = os.getpgid(process.pid)

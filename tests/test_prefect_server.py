@@ -74,6 +74,8 @@ def test_the_first_run_starts_a_local_server_that_later_commands_reuse(upgraded:
     assert pmw("prefect", "status", cwd=tmp_path).returncode == 1
     again = pmw("prefect", "stop", cwd=tmp_path)
     assert again.returncode == 0 and "was not running" in again.stdout
+    restarted = pmw("prefect", "start", cwd=tmp_path)  # at once, its old port still in TIME_WAIT
+    assert restarted.returncode == 0 and f"UI: {server.ui_url}" in restarted.stdout  # the same address
 
 
 @pytest.mark.usefixtures("prefect_harness")
