@@ -70,10 +70,11 @@ def warehouse_url(settings: Settings) -> URL:
 _EMBEDDED_DATABASES_SEEN: set[URL] = set()
 
 
-def source_url(settings: Settings) -> URL:
-    """URL of the operational database; by default the warehouse database itself."""
+def source_url(settings: Settings, warehouse: URL | None = None) -> URL:
+    """URL of the operational database; by default the warehouse database itself (``warehouse``, when the
+    caller has resolved it already)."""
     if settings.source_url is None:
-        return warehouse_url(settings)
+        return warehouse or warehouse_url(settings)
     url = _parse("PMW_SOURCE_URL", settings.source_url.get_secret_value())
     _check_dialect("PMW_SOURCE_URL", url)
     return url

@@ -71,7 +71,7 @@ class Context:
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
         warehouse_url = database.warehouse_url(settings)
-        source_url = database.source_url(settings)
+        source_url = database.source_url(settings, warehouse_url)
         same = warehouse_url.render_as_string(hide_password=False) == source_url.render_as_string(hide_password=False)
         warehouse = database.engine_for(warehouse_url)
         context = cls(settings, warehouse, warehouse if same else database.engine_for(source_url), same)

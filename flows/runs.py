@@ -30,7 +30,7 @@ def run_pipeline(
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.warehouse_flow import warehouse
 
-    with prefect_api(settings or load_settings()):
+    with prefect_api(settings or load_settings()), without_flow_heartbeats():
         return warehouse(
             as_of=as_of,
             full_refresh=full_refresh,
@@ -54,6 +54,26 @@ def prefect_api(settings: Settings) -> Iterator[str]:
     server = prefect_server.ensure_running(settings.home_path)
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server.api_url
+
+
+@contextmanager
+def without_flow_heartbeats() -> Iterator[None]:
+    """Flow calls in this process without Prefect's flow-run heartbeats, unless they are configured
+    (PREFECT_FLOWS_HEARTBEAT_FREQUENCY in the environment or the Prefect profile).
+
+    Why: Prefect 3.9 joins the heartbeat thread as a sync flow call ends, and the thread sleeps in 1 s steps:
+    0.4-0.8 s of every `pmw run` (bench_prefect_overhead.py). A heartbeat only lets a server, with an
+    automation for it, mark a run whose process died as crashed; a `pmw run` has its terminal for that, and
+    the next run closes a dead process's ``ctl.run`` row itself. Deployments, which a worker runs without
+    pmw, keep Prefect's default.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+
+    if "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def require_current_warehouse(settings: Settings) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -175,12 +174,6 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Return the process-wide settings, read once."""
-    return Settings()
-
-
 # --- reading the settings with errors a person can act on -----------------------------------------
 
 HIDDEN = "<hidden>"  # shown instead of the value of a *_url setting: URLs hold passwords
@@ -195,11 +188,38 @@ def load() -> Settings:
         InvalidSettings: one sentence per bad value, naming its environment variable, the value (never a
             URL's), what is allowed and what to do.
     """
+    inputs = _inputs()
+    if _last_loaded is not None and _last_loaded[0] == inputs:
+        return _last_loaded[1]
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         # from None: the ValidationError's own text echoes every input, URLs with passwords included
         raise InvalidSettings(describe(exc)) from None
+    _remember(inputs, settings)
+    return settings
+
+
+# What the settings are read from: the working directory (``.env`` and a relative PMW_HOME are read from
+# it), the variables Settings reads, and ``.env``'s bytes. Every task of a run reads the settings; the same
+# inputs give the same settings, so a process reads them again only when one of these changed.
+_Inputs = tuple[str, tuple[tuple[str, str], ...], bytes | None]
+_last_loaded: tuple[_Inputs, Settings] | None = None
+
+
+def _inputs() -> _Inputs:
+    read = [(key.upper(), value) for key, value in os.environ.items() if key.upper().startswith("PMW_")]
+    read += [(key.upper(), value) for key, value in os.environ.items() if key.upper() == "WAREHOUSE_DB"]
+    try:
+        dotenv: bytes | None = Path(".env").read_bytes()
+    except OSError:  # none (or unreadable, which Settings() treats the same way)
+        dotenv = None
+    return os.getcwd(), tuple(sorted(read)), dotenv
+
+
+def _remember(inputs: _Inputs, settings: Settings) -> None:
+    global _last_loaded
+    _last_loaded = (inputs, settings)
 
 
 def describe(exc: ValidationError) -> dict[str, str]:

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from flows import database, embedded, prefect_server
+from flows.runs import without_flow_heartbeats
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,18 +121,6 @@ def mssql_schema():  # type: ignore[no-untyped-def]
     script = io.StringIO()
     migrate.upgrade("head", sql=True, dialect="mssql", output=script)
     return tsql_names.schema_from_script(script.getvalue())
-
-
-@contextmanager
-def without_flow_heartbeats() -> Iterator[None]:
-    """Flow calls without Prefect's run heartbeats. Prefect 3.9 joins the heartbeat thread as each sync flow
-    call ends, and the thread sleeps in 1 s steps: a flow call took 1.14 s here with them, 0.18 s without.
-    Heartbeats let a server mark a run whose process died as crashed; no test reads them, and the
-    deployments (prefect.yaml) keep Prefect's default."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 @contextmanager

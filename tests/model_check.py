@@ -46,12 +46,13 @@ from conftest import (
     dispose_flow_engines,
     drop_database,
     without_commit_flushes,
-    without_flow_heartbeats,
 )
 from model.replay import FAULT_STEPS, Failure, replay
 from model.scenario import Scenario, generate
 from model.shrink import regression_test, shrink
 from sqlalchemy.engine import URL
+
+from flows.runs import without_flow_heartbeats
 
 
 def attempt_on(admin: URL, template: URL):

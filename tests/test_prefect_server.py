@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,17 @@ def _listening_addresses(pid: int) -> set[str]:
     }
 
 
+def _heartbeat_runs(api_url: str) -> set[str]:
+    """The flow runs that sent Prefect a heartbeat, as its events API lists them."""
+    body = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]}}, "limit": 50}
+    request = urllib.request.Request(
+        f"{api_url}/events/filter", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        events = json.load(response)["events"]
+    return {event["resource"]["prefect.resource.id"].removeprefix("prefect.flow-run.") for event in events}
+
+
 def test_the_first_run_starts_a_local_server_that_later_commands_reuse(upgraded: sa.Engine, tmp_path: Path) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=datetime(2026, 11, 1))
     home = tmp_path / "pmw-home"  # the test's PMW_HOME
@@ -54,10 +66,17 @@ def test_the_first_run_starts_a_local_server_that_later_commands_reuse(upgraded:
     assert (prefect_server.state_dir(home) / "prefect.db").is_file()  # its state under PMW_HOME
 
     demo_source.advance(upgraded, days=1)
-    second = pmw("run", cwd=tmp_path, env=env)
+    # heartbeats only where configured (`pmw run` saves Prefect's join of their thread, 0.4-0.8 s)
+    second = pmw("run", cwd=tmp_path, env={**env, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"})
     assert second.returncode == 0, second.stderr[-3000:]
     assert "starting the local Prefect server" not in second.stderr
     assert prefect_server.status(home).pid == server.pid  # the same server
+    first_run, second_run = _flow_run_ids(upgraded)
+    deadline = time.monotonic() + 60
+    while second_run not in _heartbeat_runs(server.api_url) and time.monotonic() < deadline:
+        time.sleep(1)  # the server stores events in batches
+    beating = _heartbeat_runs(server.api_url)
+    assert second_run in beating and first_run not in beating
 
     # both runs are that server's flow runs, completed, as the UI shows them
     for flow_run_id in _flow_run_ids(upgraded):

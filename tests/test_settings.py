@@ -138,3 +138,27 @@ def test_unsupported_database_kind_is_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PMW_WAREHOUSE_URL", "mysql://u:p@h/db")
     with pytest.raises(Exception, match="allowed: postgresql or mssql"):
         database.warehouse_url(Settings())
+
+
+def test_load_reads_again_whenever_what_it_reads_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task of a run asks for the settings: load() keeps what it read while the working directory, the
+    variables and .env are unchanged, and reads again as soon as one of them changes."""
+    monkeypatch.setenv("PMW_HOME", "relative-home")
+    first = load()
+    assert load() is first
+    monkeypatch.setenv("PMW_FISCAL_YEAR_START_MONTH", "4")
+    assert load().fiscal_year_start_month == 4
+    (tmp_path / ".env").write_text("PMW_LOG_LEVEL=debug\n")
+    assert load().log_level == "DEBUG"
+    (tmp_path / ".env").write_text("PMW_LOG_LEVEL=error\n")  # the same size, other bytes
+    assert load().log_level == "ERROR"
+    monkeypatch.setenv("warehouse_db", "Lower")  # variables are read in any case
+    assert load().warehouse_db == "Lower"
+    monkeypatch.setenv("PMW_FISCAL_YEAR_START_MONTH", "13")
+    with pytest.raises(InvalidSettings, match="PMW_FISCAL_YEAR_START_MONTH"):
+        load()  # never the settings read before the bad value
+    monkeypatch.delenv("PMW_FISCAL_YEAR_START_MONTH")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no .env here, and a relative PMW_HOME means another directory
+    assert load().log_level == "INFO" and load().home_path == (elsewhere / "relative-home").resolve()
