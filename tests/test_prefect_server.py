@@ -47,10 +47,19 @@ def _heartbeat_runs(api_url: str) -> set[str]:
     return {event["resource"]["prefect.resource.id"].removeprefix("prefect.flow-run.") for event in events}
 
 
+def _log_messages(api_url: str, flow_run_id: str) -> list[str]:
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+    request = urllib.request.Request(
+        f"{api_url}/logs/filter", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return [log["message"] for log in json.load(response)]
+
+
 def test_the_first_run_starts_a_local_server_that_later_commands_reuse(upgraded: sa.Engine, tmp_path: Path) -> None:
     demo_source.seed(upgraded, scale=1, seed_value=42, anchor=datetime(2026, 11, 1))
     home = tmp_path / "pmw-home"  # the test's PMW_HOME
-    env = {"PREFECT_HOME": str(tmp_path / "client")}  # and no PREFECT_API_URL
+    env = {"PREFECT_HOME": str(tmp_path / "client"), "PREFECT_LOGGING_LEVEL": "INFO"}  # and no PREFECT_API_URL
     assert "PREFECT_API_URL" not in os.environ
     # a state file left by a server that is gone, its pid now another process's: not taken for a server
     prefect_server.state_dir(home).mkdir(parents=True)
@@ -78,10 +87,12 @@ def test_the_first_run_starts_a_local_server_that_later_commands_reuse(upgraded:
     beating = _heartbeat_runs(server.api_url)
     assert second_run in beating and first_run not in beating
 
-    # both runs are that server's flow runs, completed, as the UI shows them
+    # both runs are that server's flow runs, completed, with their last log lines (sent as pmw exits), as the
+    # UI shows them
     for flow_run_id in _flow_run_ids(upgraded):
         with urllib.request.urlopen(f"{server.api_url}/flow_runs/{flow_run_id}", timeout=10) as response:
             assert json.load(response)["state_type"] == "COMPLETED"
+        assert any(" succeeded (as of " in message for message in _log_messages(server.api_url, flow_run_id))
     url = pmw("prefect", "url", cwd=tmp_path)
     assert (url.returncode, url.stdout.strip()) == (0, server.ui_url)
     status = pmw("prefect", "status", cwd=tmp_path)
