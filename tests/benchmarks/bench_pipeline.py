@@ -16,6 +16,11 @@ all facts at once costs.
 Key-set reconciliation (issue #13): after the no-op run, each cursor source's whole key set is staged and
 compared with its dimension's live keys (nothing vanished, so nothing is closed; rolled back), timed
 apart: what reconciling every run (PMW_KEY_RECONCILIATION_EVERY_RUNS=1) adds to a run.
+Issue #17's targets, printed with each figure and "met" or "NOT met": the one-day delta's daily snapshot
+step within 2x an INSERT ... SELECT of the same number of rows (its newest day) into an empty table of the
+same shape and primary key, timed in the same run (best of three); the quality checks <= 0.3 s in the no-op
+run and <= 1 s in the delta; whole database work <= 4 s for the delta and <= 1 s for the no-op; the delta's
+dimension steps < 1 s. Also the bytes per snapshot row (the table and its indexes) and a year at this size.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from bench_seed import admin_url, drop, fresh_database
 
 from flows import demo_source, migrate
 from flows.facts import FACT_PROCEDURES
-from flows.pipeline import PUBLISH_STEP
+from flows.pipeline import PUBLISH_STEP, QUALITY_STEP
 from flows.sources import SOURCES
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
@@ -112,6 +117,78 @@ def print_run(title: str, rows: list[tuple[str, float, int, int]]) -> None:
     print(f"  {'atomic publication (publish facts)':<38} {publish:>8.3f}  ({share} of the fact phase)")
 
 
+DAILY_STEP = "warehouse.load_fact_issue_daily"
+
+
+def insert_select_floor(engine: sa.Engine, tries: int = 3) -> tuple[int, float]:
+    """Rows of the snapshot's newest day, and seconds to INSERT ... SELECT them into an empty table of the
+    same shape and primary key, committed: what writing one day's rows costs (the best of ``tries``)."""
+    with engine.connect() as conn:
+        newest = conn.execute(sa.text("SELECT max(snapshot_date_key) FROM fact.issue_daily")).scalar_one()
+        rows = conn.execute(
+            sa.text("SELECT count(*) FROM fact.issue_daily WHERE snapshot_date_key = :d"), {"d": newest}
+        ).scalar_one()
+        times = []
+        for _ in range(tries):
+            conn.execute(sa.text("CREATE TABLE fact.floor_issue_daily (LIKE fact.issue_daily INCLUDING DEFAULTS)"))
+            conn.execute(sa.text(
+                "ALTER TABLE fact.floor_issue_daily ADD PRIMARY KEY (snapshot_date_key, issue_key)"
+            ))  # fmt: skip
+            conn.commit()
+            started = time.perf_counter()
+            conn.execute(sa.text(
+                "INSERT INTO fact.floor_issue_daily SELECT * FROM fact.issue_daily WHERE snapshot_date_key = :d"
+            ), {"d": newest})  # fmt: skip
+            conn.commit()
+            times.append(time.perf_counter() - started)
+            conn.execute(sa.text("DROP TABLE fact.floor_issue_daily"))
+            conn.commit()
+    return int(rows), min(times)
+
+
+def snapshot_storage(engine: sa.Engine) -> tuple[int, int, int]:
+    """Rows of fact.issue_daily, its bytes (heap, TOAST and indexes, dead rows of its updates included: they
+    are what it occupies), and the rows of its newest day."""
+    with engine.connect() as conn:
+        rows, size, newest = conn.execute(sa.text(
+            "SELECT count(*), pg_total_relation_size('fact.issue_daily'), "
+            "count(*) FILTER (WHERE snapshot_date_key = (SELECT max(snapshot_date_key) FROM fact.issue_daily)) "
+            "FROM fact.issue_daily"
+        )).one()  # fmt: skip
+    return int(rows), int(size), int(newest)
+
+
+def _target(label: str, figure: float, limit: float, unit: str, *, strict: bool = False) -> str:
+    met = figure < limit if strict else figure <= limit
+    relation = "<" if strict else "<="
+    return f"  {label:<52} {figure:>8.3f} {unit:<2} target {relation} {limit:g} {unit}: {'met' if met else 'NOT met'}"
+
+
+def print_targets(delta: list[tuple[str, float, int, int]], noop: list[tuple[str, float, int, int]],
+                  floor: tuple[int, float], storage: tuple[int, int, int]) -> None:  # fmt: skip
+    """Issue #17's figures, each with its target."""
+    seconds = {name: (d, n) for (name, d, *_), (_, n, *_) in zip(delta, noop, strict=True)}
+    daily = seconds[DAILY_STEP][0]
+    daily_rows = next(read for name, _, read, _ in delta if name == DAILY_STEP)
+    rows, floor_seconds = floor
+    dims = sum(d for name, (d, _) in seconds.items() if name.startswith("warehouse.load_dim_"))
+    dims -= seconds["warehouse.load_dim_date"][0]
+    print("\nissue #17: whole-run targets")
+    print(f"  daily snapshot step of the delta: {daily:.3f} s for {daily_rows:,} rows computed; "
+          f"INSERT ... SELECT of {rows:,} rows (its newest day): {floor_seconds:.3f} s")  # fmt: skip
+    print(_target("daily snapshot step / INSERT ... SELECT", daily / floor_seconds, 2.0, "x"))
+    print(_target("quality checks, no-op run", seconds[QUALITY_STEP][1], 0.3, "s"))
+    print(_target("quality checks, one-day delta", seconds[QUALITY_STEP][0], 1.0, "s"))
+    print(_target("whole database work, one-day delta", sum(d for d, _ in seconds.values()), 4.0, "s"))
+    print(_target("whole database work, no-op run", sum(n for _, n in seconds.values()), 1.0, "s"))
+    print(_target("dimension steps of the delta (without date)", dims, 1.0, "s", strict=True))
+    snapshot_rows, size, newest = storage
+    per_row = size / snapshot_rows
+    year_gib = per_row * newest * 365 / 2**30
+    print(f"  bytes per snapshot row (heap and indexes): {per_row:,.0f}; {snapshot_rows:,} rows in "
+          f"{size / 2**20:,.0f} MiB; a year of {newest:,} rows a day: {year_gib:,.1f} GiB")  # fmt: skip
+
+
 def reconciliation_cost(as_of: datetime) -> list[tuple[str, int, float, float]]:
     """Per cursor source: keys staged, seconds to stage them, seconds to compare (and close none)."""
     from flows import database, key_sets, settings
@@ -152,6 +229,8 @@ def bench(scale: int, admin: sa.engine.URL) -> None:
         demo_source.advance(engine, days=1)
         delta_steps = steps(engine, run(AS_OF + timedelta(days=1)))
         noop_steps = steps(engine, run(AS_OF + timedelta(days=1)))
+        day_floor = insert_select_floor(engine)
+        storage = snapshot_storage(engine)
         print(f"\n=== scale {scale}: {demo_source.row_counts(engine)['vw_ProjectManagement_AllIssues']:,} issues ===")
         print_run("initial load", initial_steps)
         print_run("one-day delta", delta_steps)
@@ -166,6 +245,7 @@ def bench(scale: int, admin: sa.engine.URL) -> None:
         print(f"  {'source':<38} {'keys':>10} {'stage s':>8} {'compare s':>9} {'total s':>8}")
         for name, keys, staged, compared in reconciliation_cost(AS_OF + timedelta(days=1)):
             print(f"  {name:<38} {keys:>10,} {staged:>8.3f} {compared:>9.3f} {staged + compared:>8.3f}")
+        print_targets(delta_steps, noop_steps, day_floor, storage)
     finally:
         engine.dispose()
         drop(admin, url)
