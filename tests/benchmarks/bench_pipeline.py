@@ -189,6 +189,19 @@ def print_targets(delta: list[tuple[str, float, int, int]], noop: list[tuple[str
           f"{size / 2**20:,.0f} MiB; a year of {newest:,} rows a day: {year_gib:,.1f} GiB")  # fmt: skip
 
 
+def check_costs(engine: sa.Engine, as_of: datetime, run_id: int) -> list[tuple[str, float]]:
+    """Per built-in check, seconds to run it alone after the no-op run (as the run runs it, as the warehouse
+    URL's user), slowest first: where the quality step's time goes."""
+    from flows import quality
+
+    found = []
+    for check in quality.load_checks(None):
+        clock = time.perf_counter()
+        quality.run_checks(engine, [check], as_of, run_id, "Australia/Sydney")
+        found.append((check.name, time.perf_counter() - clock))
+    return sorted(found, key=lambda item: -item[1])
+
+
 def reconciliation_cost(as_of: datetime) -> list[tuple[str, int, float, float]]:
     """Per cursor source: keys staged, seconds to stage them, seconds to compare (and close none)."""
     from flows import database, key_sets, settings
@@ -228,7 +241,8 @@ def bench(scale: int, admin: sa.engine.URL) -> None:
         initial_steps = steps(engine, initial)
         demo_source.advance(engine, days=1)
         delta_steps = steps(engine, run(AS_OF + timedelta(days=1)))
-        noop_steps = steps(engine, run(AS_OF + timedelta(days=1)))
+        noop_run = run(AS_OF + timedelta(days=1))
+        noop_steps = steps(engine, noop_run)
         day_floor = insert_select_floor(engine)
         storage = snapshot_storage(engine)
         print(f"\n=== scale {scale}: {demo_source.row_counts(engine)['vw_ProjectManagement_AllIssues']:,} issues ===")
@@ -245,6 +259,9 @@ def bench(scale: int, admin: sa.engine.URL) -> None:
         print(f"  {'source':<38} {'keys':>10} {'stage s':>8} {'compare s':>9} {'total s':>8}")
         for name, keys, staged, compared in reconciliation_cost(AS_OF + timedelta(days=1)):
             print(f"  {name:<38} {keys:>10,} {staged:>8.3f} {compared:>9.3f} {staged + compared:>8.3f}")
+        print("\nquality checks one by one after the no-op run, the slowest ten (seconds)")
+        for name, seconds in check_costs(engine, AS_OF + timedelta(days=1), noop_run)[:10]:
+            print(f"  {name:<38} {seconds:>8.3f}")
         print_targets(delta_steps, noop_steps, day_floor, storage)
     finally:
         engine.dispose()

@@ -37,7 +37,7 @@ AS $$
 DECLARE
     v_last_run bigint := p_since_run_id;
 BEGIN
-    DROP TABLE IF EXISTS pg_temp.event_issue, pg_temp.event_new;
+    DROP TABLE IF EXISTS pg_temp.event_issue, pg_temp.event_version, pg_temp.event_status_at, pg_temp.event_new;
     -- the issues to derive again (all of them the first time); their durable keys come from the daily
     -- snapshot's loader, which runs first
     CREATE TEMP TABLE event_issue ON COMMIT DROP AS
@@ -49,55 +49,51 @@ BEGIN
     WHERE d.issue_sk <> -1 AND (v_last_run IS NULL OR d.run_id > v_last_run);
     ANALYZE pg_temp.event_issue;
 
-    CREATE TEMP TABLE event_new ON COMMIT DROP AS
-    WITH issue_version AS (
-        SELECT e.issue_key, v.issue_sk, v.source_system, v.project_id, v.valid_from, v.created_at, v.closed_at,
-            v.deleted_at, v.raw_status, v.is_deleted
-        FROM pg_temp.event_issue AS e
-        JOIN dim.issue AS v
-            ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
-            AND v.source_issue_id = e.source_issue_id
-    ),
-
-    -- each version in issue order, with the instant its statuses are read at: its start, or the status map's
-    -- first load for a start before it (the map as first loaded is the best knowledge of its past)
-    ordered AS (
-        SELECT
-            v.issue_key, v.issue_sk, v.source_system, v.project_id, v.valid_from, v.created_at, v.closed_at,
-            v.deleted_at, v.raw_status, v.is_deleted,
-            row_number() OVER w AS version_no,
-            lag(v.raw_status) OVER w AS previous_status,
-            lag(v.is_deleted) OVER w AS previous_deleted,
-            GREATEST(v.valid_from, (
-                SELECT min(f.valid_from) FROM dim.status_map AS f WHERE f.status_map_sk <> -1
-            )) AS map_at
-        FROM issue_version AS v
-        WINDOW w AS (PARTITION BY v.issue_key ORDER BY v.valid_from)
-    ),
+    -- Each version of those issues in issue order, with the instant its statuses are read at: its start, or
+    -- the status map's first load for a start before it (the map as first loaded is the best knowledge of its
+    -- past). In a table of its own, analysed, as the T-SQL version does: the planner cannot estimate the join
+    -- on three text columns (it expects 2 rows), and planned everything after it as nested loops over CTEs,
+    -- 33 s of a one-day delta at a million issues (issue #17); from a sized table it hashes.
+    CREATE TEMP TABLE event_version ON COMMIT DROP AS
+    SELECT
+        e.issue_key, v.issue_sk, v.source_system, v.project_id, v.valid_from, v.created_at, v.closed_at,
+        v.deleted_at, v.raw_status, v.is_deleted,
+        row_number() OVER w AS version_no,
+        lag(v.raw_status) OVER w AS previous_status,
+        lag(v.is_deleted) OVER w AS previous_deleted,
+        GREATEST(v.valid_from, (
+            SELECT min(f.valid_from) FROM dim.status_map AS f WHERE f.status_map_sk <> -1
+        )) AS map_at
+    FROM pg_temp.event_issue AS e
+    JOIN dim.issue AS v
+        ON v.source_system = e.source_system AND v.source_project_id = e.source_project_id
+        AND v.source_issue_id = e.source_issue_id
+    WINDOW w AS (PARTITION BY e.issue_key ORDER BY v.valid_from);
+    ANALYZE pg_temp.event_version;
 
     -- a status change is read with the map in effect when it happened, both its old and its new status, so
     -- a later map change re-reads no history (the daily snapshot reads each day's map too). Each spelling
     -- and instant once: its trimmed, lower-case key meets the map rows in effect then; of map rows that
     -- differ only by case or spaces the first in code-point order wins (then the shorter), as in the daily
     -- snapshot
-    lookup AS (
-        SELECT source_system, raw_status, map_at FROM ordered WHERE raw_status IS NOT NULL
+    CREATE TEMP TABLE event_status_at ON COMMIT DROP AS
+    WITH lookup AS (
+        SELECT source_system, raw_status, map_at FROM pg_temp.event_version WHERE raw_status IS NOT NULL
         UNION
-        SELECT source_system, previous_status, map_at FROM ordered WHERE previous_status IS NOT NULL
-    ),
+        SELECT source_system, previous_status, map_at FROM pg_temp.event_version WHERE previous_status IS NOT NULL
+    )
+    SELECT DISTINCT ON (l.source_system, l.raw_status, l.map_at) l.source_system, l.raw_status, l.map_at,
+        sm.is_closed
+    FROM lookup AS l
+    JOIN dim.status_map AS sm
+        ON sm.source_system = l.source_system AND lower(btrim(sm.raw_status)) = lower(btrim(l.raw_status))
+        AND sm.valid_from <= l.map_at AND sm.valid_to > l.map_at AND NOT sm.is_deleted
+        AND sm.status_map_sk <> -1
+    ORDER BY l.source_system, l.raw_status, l.map_at, sm.raw_status COLLATE "C", octet_length(sm.raw_status);
+    ANALYZE pg_temp.event_status_at;
 
-    status_at AS (
-        SELECT DISTINCT ON (l.source_system, l.raw_status, l.map_at) l.source_system, l.raw_status, l.map_at,
-            sm.is_closed
-        FROM lookup AS l
-        JOIN dim.status_map AS sm
-            ON sm.source_system = l.source_system AND lower(btrim(sm.raw_status)) = lower(btrim(l.raw_status))
-            AND sm.valid_from <= l.map_at AND sm.valid_to > l.map_at AND NOT sm.is_deleted
-            AND sm.status_map_sk <> -1
-        ORDER BY l.source_system, l.raw_status, l.map_at, sm.raw_status COLLATE "C", octet_length(sm.raw_status)
-    ),
-
-    versions AS (
+    CREATE TEMP TABLE event_new ON COMMIT DROP AS
+    WITH versions AS (
         SELECT
             v.issue_key,
             v.issue_sk,
@@ -115,10 +111,10 @@ BEGIN
             v.previous_status,
             COALESCE(pm.is_closed, FALSE) AS previous_closed,
             v.previous_deleted
-        FROM ordered AS v
-        LEFT JOIN status_at AS m
+        FROM pg_temp.event_version AS v
+        LEFT JOIN pg_temp.event_status_at AS m
             ON m.source_system = v.source_system AND m.raw_status = v.raw_status AND m.map_at = v.map_at
-        LEFT JOIN status_at AS pm
+        LEFT JOIN pg_temp.event_status_at AS pm
             ON pm.source_system = v.source_system AND pm.raw_status = v.previous_status AND pm.map_at = v.map_at
     ),
 
