@@ -247,6 +247,10 @@ def check_quality(ctx: Context, run_id: int, as_of: datetime) -> list[quality.Ch
     """Run every configured quality check and record each result; the caller decides the run's fate."""
     checks = quality.load_checks(ctx.settings.quality_checks)
     with ctx.run_log.step(run_id, QUALITY_STEP) as counts:
+        summarize = dialects.of(ctx.warehouse).summarize_new_ranges_sql()
+        if summarize is not None:  # the checks of the run's rows then read only the run's own block ranges
+            with ctx.warehouse.begin() as conn:
+                conn.exec_driver_sql(summarize)
         results = quality.run_checks(
             ctx.checks_engine, checks, as_of, run_id, ctx.settings.business_timezone,
             as_role=roles.CHECK_ROLE, timeout_seconds=ctx.settings.quality_check_timeout_seconds,

@@ -142,6 +142,7 @@ SAMPLES: dict[str, Sample] = {
     ],
     "drop_temp_table_sql": lambda d: d.drop_temp_table_sql("pmw_never_made"),
     "refresh_statistics_sql": lambda d: d.refresh_statistics_sql("ctl.loaded_row"),
+    "summarize_new_ranges_sql": lambda d: d.summarize_new_ranges_sql(),
     "portable_view_sql": lambda d: d.portable_view_sql(
         "-- a view\nCREATE VIEW mart.pmw_sample AS\nSELECT s.service_id FROM dim.service AS s WHERE s.is_current = '1'"
     ),
